@@ -1,0 +1,99 @@
+"""The benchmark harness behind `decant bench`.
+
+A benchmark is a module `benchmarks/<name>.py` with
+    DESCRIPTION: str        one line
+    QUICK: bool             part of `decant bench all` (the quick set, < 10 min in all on 2 cores)
+    def run(quick: bool) -> dict   returning {"figures": {...}, "rows": [{...}, ...],
+                                               "inputs": {...}, "notes": [...]}
+`rows` print as a table; `figures` are the headline numbers (docs/s per core, ratios against a
+reference measured in the same run). The harness adds the machine and versions and writes JSON.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import platform
+import time
+from typing import Any
+
+SKIP = {"harness", "__init__", "corpus"}
+
+
+def available() -> dict[str, Any]:
+    import benchmarks as pkg
+    out = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name in SKIP or info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"benchmarks.{info.name}")
+        if hasattr(mod, "run"):
+            out[info.name] = mod
+    return dict(sorted(out.items()))
+
+
+def machine() -> dict[str, Any]:
+    import psutil
+    versions = {}
+    for pkg in ("numpy", "pyarrow", "ray", "trafilatura", "datasketch", "xxhash", "kenlm", "fasttext", "warcio"):
+        try:
+            from importlib.metadata import version
+            versions[pkg] = version({"fasttext": "fasttext-numpy2"}.get(pkg, pkg))
+        except Exception:  # noqa: BLE001 - a missing optional package is just not listed
+            pass
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "versions": versions,
+    }
+
+
+def print_result(name: str, result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console()
+    rows = result.get("rows") or []
+    if rows:
+        t = Table(title=f"bench {name}")
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        for c in cols:
+            t.add_column(str(c))
+        for r in rows:
+            t.add_row(*[_fmt(r.get(c, "")) for c in cols])
+        console.print(t)
+    figs = result.get("figures") or {}
+    if figs:
+        t = Table(title=f"{name}: figures")
+        t.add_column("figure")
+        t.add_column("value")
+        for k, v in figs.items():
+            t.add_row(k, _fmt(v))
+        console.print(t)
+    for n in result.get("notes") or []:
+        console.print(f"[dim]{n}[/dim]")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def run(name: str, quick: bool = False, json_path: str | None = None) -> dict[str, Any]:
+    benches = available()
+    if name not in benches:
+        raise SystemExit(f"unknown benchmark {name!r}; available: {', '.join(benches)}")
+    t0 = time.perf_counter()
+    result = benches[name].run(quick=quick)
+    result = {"benchmark": name, "quick": quick, "machine": machine(),
+              "wall_seconds": round(time.perf_counter() - t0, 2), **result}
+    print_result(name, result)
+    path = json_path or os.path.join("bench-results", f"{name}.json")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    return result

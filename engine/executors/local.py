@@ -1,0 +1,92 @@
+"""The local executor: one machine, N worker processes (or in-process with one worker).
+
+Shards of a stage are handed to a process pool; each worker keeps the job's operators set up
+across shards and stages (engine.runner.worker_graph). A worker that dies (killed, out of memory)
+breaks the pool: the pool is rebuilt and the unfinished shards are retried, up to max_retries;
+finished shards are safe in the manifest.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from engine.graph import Graph
+from engine.runner import JobPlan, pending_shards, run_reduce, run_shard_stage
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, workers: int = 1, max_retries: int = 3) -> None:
+        self.workers = max(1, workers)
+        self.max_retries = max_retries
+        self._pool: ProcessPoolExecutor | None = None
+
+    # -- pool management
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
+        return self._pool
+
+    def _reset_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    # -- scheduling
+    def parallel(self, fn: Callable, items: list) -> list:
+        if self.workers == 1 or len(items) <= 1:
+            return [fn(i) for i in items]
+        for attempt in range(self.max_retries + 1):
+            try:
+                return list(self._get_pool().map(fn, items))
+            except BrokenProcessPool:
+                self._reset_pool()
+                if attempt == self.max_retries:
+                    raise
+        raise AssertionError("unreachable")
+
+    def run_stage(self, plan: JobPlan, stage: int, on_done: Callable[[dict[str, Any]], None]) -> None:
+        todo = pending_shards(plan, stage)
+        if self.workers == 1:
+            for s in todo:
+                on_done(run_shard_stage(plan, stage, s))
+            return
+        attempts = 0
+        while todo:
+            pool = self._get_pool()
+            futures = {pool.submit(run_shard_stage, plan, stage, s): s for s in todo}
+            broken = False
+            remaining = set(futures)
+            while remaining:
+                done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                for f in done:
+                    try:
+                        on_done(f.result())
+                    except BrokenProcessPool:
+                        broken = True
+            if not broken:
+                return
+            attempts += 1
+            self._reset_pool()
+            if attempts > self.max_retries:
+                raise RuntimeError(f"stage {stage}: worker processes kept dying; gave up after {attempts} tries")
+            todo = pending_shards(plan, stage)
+
+    def run(self, plan: JobPlan, graph: Graph, on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
+        on_done = on_done or (lambda rec: None)
+        try:
+            for stage in graph.stages:
+                self.run_stage(plan, stage.index, on_done)
+                if stage.map_op is not None:
+                    run_reduce(plan, stage.index, self.parallel)
+        finally:
+            self.close()

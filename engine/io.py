@@ -1,0 +1,184 @@
+"""Paths through fsspec, shard discovery, atomic writes and the manifest of finished work.
+
+Everything the engine writes goes to a temporary name first and is renamed into place, so a
+killed worker leaves either nothing or a whole file. The manifest is one small JSON file per
+finished unit of work (a shard of a stage, a reduce), written last: its presence means "done".
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import uuid
+from collections.abc import Iterable
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def fs_and_path(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, _, paths = fsspec.get_fs_token_paths(path)
+    return fs, paths[0]
+
+
+def _protocol(fs: fsspec.AbstractFileSystem) -> str:
+    p = fs.protocol
+    return p[0] if isinstance(p, (tuple, list)) else p
+
+
+def unstrip(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    proto = _protocol(fs)
+    if proto in ("file", "local"):
+        return path
+    return f"{proto}://{path}" if "://" not in path else path
+
+
+def expand_inputs(patterns: Iterable[str]) -> list[str]:
+    """Expand globs and folders into a sorted, de-duplicated list of files (with protocol)."""
+    out: list[str] = []
+    for pat in patterns:
+        fs, _, paths = fsspec.get_fs_token_paths(pat)
+        found: list[str] = []
+        for p in paths:
+            if fs.isdir(p):
+                found.extend(f for f in fs.find(p) if not os.path.basename(f).startswith("."))
+            elif fs.exists(p):
+                found.append(p)
+        if not found:
+            raise FileNotFoundError(f"input {pat!r} matches no file")
+        out.extend(unstrip(fs, f) for f in found)
+    return sorted(set(out))
+
+
+def open_input(path: str, mode: str = "rb"):
+    fs, p = fs_and_path(path)
+    return fs.open(p, mode)
+
+
+def read_head(path: str, n: int = 8192) -> bytes:
+    """The first n bytes of a file, gunzipped when it is gzip (tolerates truncation)."""
+    with open_input(path) as f:
+        raw = f.read(max(n, 4096))
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            d = gzip.GzipFile(fileobj=io.BytesIO(raw))
+            out = b""
+            while len(out) < n:
+                chunk = d.read(n - len(out))
+                if not chunk:
+                    break
+                out += chunk
+            return out
+        except (OSError, EOFError):
+            try:
+                import zlib
+                return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw)[:n]
+            except zlib.error:
+                return b""
+    return raw[:n]
+
+
+def makedirs(path: str) -> None:
+    fs, p = fs_and_path(path)
+    fs.makedirs(p, exist_ok=True)
+
+
+def exists(path: str) -> bool:
+    fs, p = fs_and_path(path)
+    return fs.exists(p)
+
+
+def _tmp_name(path: str) -> str:
+    d, b = path.rsplit("/", 1) if "/" in path else ("", path)
+    return f"{d}/.tmp-{uuid.uuid4().hex[:12]}-{b}" if d else f".tmp-{uuid.uuid4().hex[:12]}-{b}"
+
+
+def rename(src: str, dst: str) -> None:
+    fs, s = fs_and_path(src)
+    _, d = fs_and_path(dst)
+    fs.makedirs(d.rsplit("/", 1)[0], exist_ok=True) if "/" in d else None
+    if _protocol(fs) in ("file", "local"):
+        os.replace(s, d)
+    else:
+        if fs.exists(d):
+            fs.rm(d)
+        fs.mv(s, d)
+
+
+def write_bytes_atomic(data: bytes, path: str) -> None:
+    fs, p = fs_and_path(path)
+    parent = p.rsplit("/", 1)[0] if "/" in p else ""
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    tmp = _tmp_name(path)
+    fs2, t = fs_and_path(tmp)
+    with fs2.open(t, "wb") as f:
+        f.write(data)
+    rename(tmp, path)
+
+
+def write_json_atomic(obj, path: str) -> None:
+    write_bytes_atomic(json.dumps(obj, indent=1, sort_keys=True, default=str).encode(), path)
+
+
+def read_json(path: str):
+    with open_input(path, "rb") as f:
+        return json.loads(f.read())
+
+
+def write_parquet_atomic(table: pa.Table, path: str) -> None:
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf, compression="zstd")
+    write_bytes_atomic(buf.getvalue().to_pybytes(), path)
+
+
+def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
+    fs, p = fs_and_path(path)
+    return pq.read_table(p, columns=columns, filesystem=fs)
+
+
+def iter_parquet_batches(path: str, batch_size: int):
+    fs, p = fs_and_path(path)
+    with fs.open(p, "rb") as f:
+        pf = pq.ParquetFile(f)
+        yield from pf.iter_batches(batch_size=batch_size)
+
+
+def listdir_files(path: str, suffix: str = "") -> list[str]:
+    fs, p = fs_and_path(path)
+    if not fs.exists(p):
+        return []
+    return sorted(unstrip(fs, f) for f in fs.find(p) if f.endswith(suffix) and "/.tmp-" not in f)
+
+
+def remove(path: str) -> None:
+    fs, p = fs_and_path(path)
+    if fs.exists(p):
+        fs.rm(p, recursive=True)
+
+
+class Manifest:
+    """Done-markers under OUT/_work/manifest: one JSON per finished unit, holding its stats."""
+
+    def __init__(self, out: str) -> None:
+        self.root = f"{out.rstrip('/')}/_work/manifest"
+
+    def path(self, unit: str) -> str:
+        return f"{self.root}/{unit}.json"
+
+    def done(self, unit: str) -> bool:
+        return exists(self.path(unit))
+
+    def mark(self, unit: str, record: dict) -> None:
+        write_json_atomic(record, self.path(unit))
+
+    def get(self, unit: str) -> dict:
+        return read_json(self.path(unit))
+
+    def units(self, prefix: str = "") -> list[str]:
+        files = listdir_files(self.root, ".json")
+        root = fs_and_path(self.root)[1].rstrip("/") + "/"
+        names = [fs_and_path(f)[1].split(root, 1)[-1][:-5] for f in files]
+        return [n for n in names if n.startswith(prefix)]

@@ -1,0 +1,340 @@
+"""How a job runs, independent of where: the units of work that every executor schedules.
+
+A job is split into stages at its global operators (see engine.graph.Graph). Each stage is one
+task per shard (`run_shard_stage`), then, if the stage ends in a global operator, one reduce in
+the driver (`run_reduce`) that may fan out through the executor's `parallel`. Each finished unit
+leaves a manifest record holding its stats, which is what resume skips on and what stats.json is
+merged from. Executors differ only in where these functions run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from engine import io as eio
+from engine.documents import DROP_REASON, KEY, TEXT, HTML, filter_rows, set_column
+from engine.graph import Graph, JobError, JobSpec, Stage
+from engine.operator import GlobalContext, Operator, Result
+from engine.stats import StageStats, merge
+
+WORK = "_work"
+
+
+@dataclass
+class JobPlan:
+    """Everything a worker needs to run any unit of a job; small and picklable."""
+
+    spec: JobSpec
+    inputs: list[str]
+    out: str
+    fingerprint: str = ""
+    formats: list[str] = field(default_factory=list)
+
+    @property
+    def work(self) -> str:
+        return f"{self.out.rstrip('/')}/{WORK}"
+
+    def stage_output(self, stage: int, shard: int) -> str:
+        return f"{self.work}/stage-{stage}/shard-{shard:06d}.parquet"
+
+    def global_dir(self, stage: int) -> str:
+        return f"{self.work}/global-{stage}"
+
+    def staging(self, stage: int, shard: int) -> str:
+        return f"{self.work}/staging/stage-{stage}/shard-{shard:06d}"
+
+    @staticmethod
+    def unit(stage: int, shard: int | None = None) -> str:
+        return f"stage-{stage}/reduce" if shard is None else f"stage-{stage}/shard-{shard:06d}"
+
+
+def make_plan(spec: JobSpec, inputs: list[str] | None = None, out: str | None = None) -> JobPlan:
+    paths = inputs if inputs else spec.input.paths
+    if not paths:
+        raise JobError("input.paths: no input given (job file or -i)")
+    files = eio.expand_inputs(paths)
+    out = (out or spec.output.path).rstrip("/")
+    content = spec.model_dump(exclude={"executor"})
+    content["input"]["paths"] = files
+    content["output"].pop("path", None)
+    fp = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return JobPlan(spec=spec, inputs=files, out=out, fingerprint=fp)
+
+
+def prepare_output(plan: JobPlan) -> None:
+    """Create OUT, or check that an existing OUT holds this same job (resume), never another."""
+    marker = f"{plan.work}/job.json"
+    if eio.exists(marker):
+        prev = eio.read_json(marker)
+        if prev.get("fingerprint") != plan.fingerprint:
+            raise JobError(
+                f"output {plan.out} holds another job (different inputs or configuration); "
+                "choose a new output folder or delete it")
+        return
+    eio.write_json_atomic({"fingerprint": plan.fingerprint, "inputs": plan.inputs,
+                           "job": plan.spec.model_dump()}, marker)
+
+
+# ---------------------------------------------------------------- worker side
+
+_GRAPHS: dict[str, Graph] = {}
+
+
+def worker_graph(plan: JobPlan) -> Graph:
+    """The job's operators in this worker process, built and set up once and then reused."""
+    g = _GRAPHS.get(plan.fingerprint)
+    if g is None:
+        g = Graph(plan.spec)
+        _GRAPHS.clear()
+        _GRAPHS[plan.fingerprint] = g
+    return g
+
+
+def _batches_from_reader(plan: JobPlan, shard: int, stats: StageStats) -> Iterator[pa.RecordBatch]:
+    from operators.readers import detect_format, open_reader
+
+    path = plan.inputs[shard]
+    fmt = plan.spec.input.format
+    if fmt == "auto":
+        fmt = detect_format(path)
+    reader = open_reader(path, fmt, **plan.spec.input.options)
+    ordinal = 0
+    base = np.uint64(shard) << np.uint64(32)
+    try:
+        for batch in reader.read(path, plan.spec.executor.batch_size):
+            n = batch.num_rows
+            keys = base + np.arange(ordinal, ordinal + n, dtype=np.uint64)
+            ordinal += n
+            stats.reader["documents"] += n
+            yield set_column(batch, KEY, pa.array(keys, pa.uint64()))
+    except Exception as e:  # noqa: BLE001 - a reader bug must not lose the other shards
+        reader.errors.append(f"reader failed: {type(e).__name__}: {e}")
+    finally:
+        name = path.rsplit("/", 1)[-1]
+        for group in ("records", "skipped"):
+            for k, v in reader.stats.get(group, {}).items():
+                stats.reader[group][k] = stats.reader[group].get(k, 0) + v
+        stats.reader["errors"].extend(f"{name}: {e}" for e in reader.errors)
+
+
+def _route(op_name: str, res: Result, rejects, stats: StageStats, seconds: float,
+           docs_in: int) -> pa.RecordBatch:
+    batch = res.batch
+    if res.keep is None or res.keep.all():
+        stats.record(op_name, docs_in, batch.num_rows, {}, seconds)
+        return batch
+    keep = res.keep
+    reasons = np.asarray(res.reasons, dtype=object)[~keep]
+    reasons = np.where(pd_isnull(reasons), "dropped", reasons)
+    dropped_batch = filter_rows(batch, ~keep)
+    rejects.write(op_name, dropped_batch, reasons)
+    uniq, counts = np.unique(reasons.astype(str), return_counts=True)
+    stats.record(op_name, docs_in, int(keep.sum()), dict(zip(uniq.tolist(), counts.tolist())), seconds)
+    return filter_rows(batch, keep)
+
+
+def pd_isnull(a: np.ndarray) -> np.ndarray:
+    return np.array([x is None or x == "" for x in a], dtype=bool)
+
+
+def _run_op(op: Operator, batch: pa.RecordBatch, rejects, stats: StageStats) -> pa.RecordBatch:
+    if batch.num_rows == 0:
+        return batch
+    t0 = time.perf_counter()
+    res = op.process(batch)
+    return _route(op.name, res, rejects, stats, time.perf_counter() - t0, batch.num_rows)
+
+
+def _reader_drops(batch: pa.RecordBatch, rejects, stats: StageStats) -> pa.RecordBatch:
+    n = batch.num_rows
+    if DROP_REASON in batch.schema.names:
+        reasons = batch.column(DROP_REASON).to_numpy(zero_copy_only=False)
+        keep = np.array([r is None for r in reasons], dtype=bool)
+        batch = batch.drop_columns([DROP_REASON])
+        res = Result(batch, keep, reasons)
+    else:
+        res = Result(batch)
+    return _route("reader", res, rejects, stats, 0.0, n)
+
+
+class _MapWriter:
+    """Writes a global operator's map output, one Parquet file per partition for this shard."""
+
+    def __init__(self, staging: str, nparts: int) -> None:
+        self.staging, self.nparts = staging, nparts
+        self.writers: dict[int, tuple[Any, Any]] = {}
+        self.files: dict[int, str] = {}
+
+    def write(self, table: pa.Table | None) -> None:
+        if table is None or table.num_rows == 0:
+            return
+        part = table.column("_partition").to_numpy()
+        order = np.argsort(part, kind="stable")
+        part_sorted = part[order]
+        table = table.take(pa.array(order)).drop_columns(["_partition"])
+        bounds = np.flatnonzero(np.diff(part_sorted)) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [len(part_sorted)]])
+        for s, e in zip(starts, ends):
+            p = int(part_sorted[s])
+            if not 0 <= p < self.nparts:
+                raise ValueError(f"map emitted partition {p} outside [0, {self.nparts})")
+            sub = table.slice(s, e - s)
+            if p not in self.writers:
+                path = f"{self.staging}/map/part-{p:05d}.parquet"
+                eio.makedirs(path.rsplit("/", 1)[0])
+                fs, pp = eio.fs_and_path(path)
+                fh = fs.open(pp, "wb")
+                self.writers[p] = (fh, pq.ParquetWriter(fh, sub.schema, compression="zstd"))
+                self.files[p] = path
+            self.writers[p][1].write_table(sub.cast(self.writers[p][1].schema))
+
+    def close(self) -> dict[int, str]:
+        for fh, w in self.writers.values():
+            w.close()
+            fh.close()
+        return self.files
+
+
+def run_shard_stage(plan: JobPlan, stage_index: int, shard: int) -> dict[str, Any]:
+    """Run one shard through one stage; idempotent. Returns the unit's stats record."""
+    from operators.writers import DocumentWriter, RejectWriter
+
+    manifest = eio.Manifest(plan.out)
+    unit = plan.unit(stage_index, shard)
+    if manifest.done(unit):
+        return manifest.get(unit)
+    t_start = time.perf_counter()
+    graph = worker_graph(plan)
+    stage: Stage = graph.stages[stage_index]
+    for op in ([stage.apply_op] if stage.apply_op else []) + stage.ops + ([stage.map_op] if stage.map_op else []):
+        op.ensure_setup()
+    out_spec = plan.spec.output
+    staging = plan.staging(stage_index, shard)
+    eio.remove(staging)
+    stats = StageStats()
+    rejects = RejectWriter(staging, shard, out_spec.format, out_spec.max_file_bytes, out_spec.rejects_text)
+    docs = DocumentWriter(staging, shard, out_spec.format, out_spec.max_file_bytes) if stage.is_last else None
+    mapper = _MapWriter(staging, stage.map_op.num_partitions()) if stage.map_op else None
+    carry_writer = None
+    carry_path = f"{staging}/carry.parquet"
+    apply_table = None
+    if stage.apply_op is not None:
+        ap = f"{plan.global_dir(stage_index - 1)}/apply/shard-{shard:06d}.parquet"
+        apply_table = eio.read_parquet(ap) if eio.exists(ap) else None
+
+    if stage_index == 0:
+        source = _batches_from_reader(plan, shard, stats)
+    else:
+        prev = plan.stage_output(stage_index - 1, shard)
+        source = eio.iter_parquet_batches(prev, plan.spec.executor.batch_size) if eio.exists(prev) else iter(())
+    carry_fh = None
+    for batch in source:
+        if stage_index == 0:
+            batch = _reader_drops(batch, rejects, stats)
+        if stage.apply_op is not None and batch.num_rows:
+            t0 = time.perf_counter()
+            res = stage.apply_op.apply(batch, apply_table)
+            batch = _route(stage.apply_op.name, res, rejects, stats, time.perf_counter() - t0, batch.num_rows)
+        for op in stage.ops:
+            batch = _run_op(op, batch, rejects, stats)
+        if batch.num_rows == 0:
+            continue
+        if stage.map_op is not None:
+            t0 = time.perf_counter()
+            mapper.write(stage.map_op.map(batch))
+            stats.op(stage.map_op.name)["seconds"] += time.perf_counter() - t0
+            if carry_writer is None:
+                eio.makedirs(staging)
+                fs, p = eio.fs_and_path(carry_path)
+                carry_fh = fs.open(p, "wb")
+                carry_schema = batch.schema
+                carry_writer = pq.ParquetWriter(carry_fh, carry_schema, compression="zstd")
+            carry_writer.write_batch(_conform(batch, carry_writer.schema))
+        else:
+            docs.write(batch)
+            stats.written += batch.num_rows
+    # commit: everything renamed into place, then the manifest record
+    if carry_writer is not None:
+        carry_writer.close()
+        carry_fh.close()
+        eio.rename(carry_path, plan.stage_output(stage_index, shard))
+    if mapper is not None:
+        for p, f in mapper.close().items():
+            eio.rename(f, f"{plan.global_dir(stage_index)}/map/part-{p:05d}/shard-{shard:06d}.parquet")
+    staged = rejects.close() + (docs.close() if docs else [])
+    for f in staged:
+        rel = f[len(staging) + 1:]
+        eio.rename(f, f"{plan.out}/{rel}")
+    eio.remove(staging)
+    record = stats.to_dict()
+    record["unit"] = unit
+    record["shard"] = plan.inputs[shard]
+    record["wall_seconds"] = round(time.perf_counter() - t_start, 4)
+    if stage_index > 0:
+        record["reader"] = {"records": {}, "skipped": {}, "errors": [], "documents": 0}
+    manifest.mark(unit, record)
+    return record
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    if batch.schema == schema:
+        return batch
+    cols = []
+    for f in schema:
+        if f.name in batch.schema.names:
+            cols.append(batch.column(f.name).cast(f.type))
+        else:
+            cols.append(pa.nulls(batch.num_rows, f.type))
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+def run_reduce(plan: JobPlan, stage_index: int, parallel: Callable[[Callable, list], list]) -> dict[str, Any]:
+    """The barrier of a stage that ends in a global operator: run its reduce once."""
+    manifest = eio.Manifest(plan.out)
+    unit = plan.unit(stage_index)
+    if manifest.done(unit):
+        return manifest.get(unit)
+    graph = worker_graph(plan)
+    op = graph.stages[stage_index].map_op
+    op.ensure_setup()
+    gdir = plan.global_dir(stage_index)
+    eio.remove(f"{gdir}/apply")
+    ctx = GlobalContext(workdir=gdir, num_shards=len(plan.inputs), num_partitions=op.num_partitions(),
+                        parallel=parallel, shard_names=plan.inputs, output_dir=plan.out)
+    t0 = time.perf_counter()
+    result = op.reduce(ctx) or {}
+    record = {"unit": unit, "operators": {op.name: {"docs_in": 0, "docs_out": 0, "dropped": {},
+                                                    "seconds": time.perf_counter() - t0, "bytes_in": 0}},
+              "global": {op.name: result}}
+    manifest.mark(unit, record)
+    return record
+
+
+def finish(plan: JobPlan, graph: Graph, wall_seconds: float, keep_work: bool = False) -> dict[str, Any]:
+    """Merge every unit's stats into OUT/stats.json and drop intermediate data."""
+    manifest = eio.Manifest(plan.out)
+    units = [manifest.get(u) for u in manifest.units()]
+    stats = merge(units, graph.operator_names)
+    stats["job"] = {"name": plan.spec.name, "inputs": len(plan.inputs), "fingerprint": plan.fingerprint,
+                    "wall_seconds": round(wall_seconds, 3), "stages": [repr(s) for s in graph.stages]}
+    eio.write_json_atomic(stats, f"{plan.out}/stats.json")
+    if not keep_work:
+        for s in graph.stages:
+            eio.remove(f"{plan.work}/stage-{s.index}")
+            eio.remove(f"{plan.global_dir(s.index)}/map")
+        eio.remove(f"{plan.work}/staging")
+    return stats
+
+
+def pending_shards(plan: JobPlan, stage_index: int) -> list[int]:
+    manifest = eio.Manifest(plan.out)
+    return [s for s in range(len(plan.inputs)) if not manifest.done(plan.unit(stage_index, s))]

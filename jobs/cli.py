@@ -1,0 +1,171 @@
+"""The `decant` command line: run, dedup, submit/status/logs/stop, lm, bench, report."""
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="decant: clean web crawls into language-identified, quality-bucketed, deduplicated text.")
+console = Console(stderr=True)
+
+
+@app.command()
+def run(
+    job: Optional[str] = typer.Argument(None, help="job file (YAML); default: jobs/default.yaml"),
+    input: Optional[list[str]] = typer.Option(None, "-i", "--input", help="input paths or globs (local or fsspec URL)"),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="output folder"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local or ray"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (ray executor)"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="override a job value: key.path=value"),
+    keep_work: bool = typer.Option(False, "--keep-work", help="keep intermediate stage files"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Run a job; re-running into the same output resumes (finished shards are skipped)."""
+    from engine.graph import JobError, apply_sets, load_job
+    from jobs.runjob import run_job
+
+    try:
+        data = apply_sets(load_job(job), set_ or [])
+        stats = _run_with_progress(run_job, data, inputs=input or None, out=output, executor=executor,
+                                   workers=workers, address=address, keep_work=keep_work, quiet=quiet)
+    except JobError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    print_summary(stats)
+    if not stats["total"]["accounting_ok"]:
+        console.print("[red]accounting does not add up; see stats.json[/red]")
+        raise typer.Exit(1)
+
+
+def _run_with_progress(run_job, data: dict[str, Any], quiet: bool = False, **kw) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if quiet or not sys.stderr.isatty() and False:
+        return run_job(data, **kw)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[docs]:,} docs read"), TimeElapsedColumn(), console=console,
+                        disable=quiet)
+    state: dict[str, Any] = {"docs": 0}
+
+    def on_plan(plan, graph):
+        state["task"] = progress.add_task(f"{len(plan.inputs)} shards x {len(graph.stages)} stage(s)",
+                                          total=len(plan.inputs) * len(graph.stages), docs=0)
+        from engine.io import Manifest
+        done = len([u for u in Manifest(plan.out).units() if "/shard-" in u])
+        progress.update(state["task"], completed=done)
+
+    def on_done(rec):
+        state["docs"] += rec.get("reader", {}).get("documents", 0)
+        progress.update(state["task"], advance=1, docs=state["docs"])
+
+    with progress:
+        return run_job(data, on_plan=on_plan, on_done=on_done, **kw)
+
+
+def print_summary(stats: dict[str, Any]) -> None:
+    out = Console()
+    t = Table(title="decant: kept and dropped per operator")
+    for c in ("operator", "docs in", "docs out", "dropped", "top reasons", "seconds"):
+        t.add_column(c, justify="left" if c in ("operator", "top reasons") else "right")
+    for name, s in stats["operators"].items():
+        reasons = sorted(s["dropped"].items(), key=lambda kv: -kv[1])[:3]
+        t.add_row(name, f"{s['docs_in']:,}", f"{s['docs_out']:,}", f"{sum(s['dropped'].values()):,}",
+                  ", ".join(f"{k} {v:,}" for k, v in reasons), f"{s['seconds']:.2f}")
+    out.print(t)
+    tot = stats["total"]
+    out.print(f"documents read {tot['documents_read']:,} = kept {tot['documents_kept']:,} + dropped "
+              f"{tot['documents_dropped']:,}  ({'ok' if tot['accounting_ok'] else 'MISMATCH'}); "
+              f"shard errors {tot['shard_errors']}; wall {stats['job']['wall_seconds']:.1f}s")
+    for e in stats["reader"]["errors"][:10]:
+        out.print(f"[yellow]shard error:[/yellow] {e}")
+
+
+@app.command()
+def dedup(
+    input: list[str] = typer.Option(..., "-i", "--input", help="JSONL(.gz) or Parquet documents with id and text"),
+    output: str = typer.Option(..., "-o", "--output"),
+    threshold: float = typer.Option(0.8, "--threshold"),
+    ngram: int = typer.Option(5, "--ngram"),
+    num_perm: int = typer.Option(112, "--num-perm"),
+    bands: Optional[int] = typer.Option(None, "--bands"),
+    rows: Optional[int] = typer.Option(None, "--rows"),
+    workers: Optional[int] = typer.Option(None, "--workers"),
+) -> None:
+    """Global MinHash-LSH near-duplicate removal over documents."""
+    from jobs.dedup_cmd import dedup as run_dedup
+    stats = run_dedup(inputs=input, output=output, threshold=threshold, ngram=ngram, num_perm=num_perm,
+                      bands=bands, rows=rows, workers=workers)
+    if isinstance(stats, dict) and "operators" in stats:
+        print_summary(stats)
+
+
+@app.command()
+def bench(
+    name: Optional[str] = typer.Argument(None, help="benchmark name, or 'all' for the quick set"),
+    json_path: Optional[str] = typer.Option(None, "--json", help="where to write the JSON result"),
+    full: bool = typer.Option(False, "--full", help="full-size inputs instead of the quick ones"),
+) -> None:
+    """List benchmarks, run one, or run the quick set (`all`)."""
+    from benchmarks import harness
+    benches = harness.available()
+    if not name:
+        t = Table(title="decant benchmarks")
+        t.add_column("name")
+        t.add_column("quick set")
+        t.add_column("what")
+        for n, mod in benches.items():
+            t.add_row(n, "yes" if getattr(mod, "QUICK", False) else "", getattr(mod, "DESCRIPTION", ""))
+        Console().print(t)
+        return
+    if name == "all":
+        import json
+        import os
+        results = {}
+        for n, mod in benches.items():
+            if getattr(mod, "QUICK", False):
+                results[n] = harness.run(n, quick=not full, json_path=os.path.join("bench-results", f"{n}.json"))
+        if json_path:
+            with open(json_path, "w") as f:
+                json.dump(results, f, indent=1, default=str)
+        return
+    harness.run(name, quick=not full, json_path=json_path)
+
+
+@app.command()
+def report(out: str = typer.Argument(..., help="a finished output folder"),
+           html: Optional[str] = typer.Option(None, "--html", help="where to write the page (default OUT/report/index.html)")) -> None:
+    """Write an HTML report (with PNG plots) of a finished output and print its summary."""
+    from jobs.report import write_report
+    path = write_report(out, html)
+    Console().print(f"report written to {path}")
+
+
+def _mount_optional() -> None:
+    """Sub-commands whose modules pull in heavier code are mounted here, imported lazily inside."""
+    try:
+        from jobs import lm
+        app.add_typer(lm.app, name="lm", help="Train KenLM models and compute perplexity cut-offs.")
+    except ImportError:
+        pass
+    try:
+        from jobs import submit
+        for cmd in ("submit", "status", "logs", "stop"):
+            app.command(name=cmd)(getattr(submit, cmd))
+    except ImportError:
+        pass
+
+
+_mount_optional()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Run a job from a spec: validate, plan, execute with the chosen executor, merge stats."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine.graph import Graph, JobSpec, SAMPLES, parse_job
+from engine.runner import JobPlan, finish, make_plan, prepare_output
+
+
+def default_inputs() -> list[str]:
+    """The sample shards bundled in the repo (used when a job names no input)."""
+    return sorted(str(p) for p in SAMPLES.iterdir() if p.is_file() and not p.name.startswith((".", "LICENSE", "README")))
+
+
+def plan_job(spec: dict[str, Any] | JobSpec, inputs: list[str] | None = None, out: str | None = None
+             ) -> tuple[JobPlan, Graph]:
+    job = spec if isinstance(spec, JobSpec) else parse_job(spec)
+    graph = Graph(job)  # validates operators and parameters before anything runs
+    if not inputs and not job.input.paths:
+        inputs = default_inputs()
+    plan = make_plan(job, inputs, out)
+    return plan, graph
+
+
+def make_executor(kind: str, workers: int, spec: JobSpec, address: str | None = None):
+    if kind == "local":
+        from engine.executors.local import LocalExecutor
+        return LocalExecutor(workers=workers, max_retries=spec.executor.max_retries)
+    if kind == "ray":
+        from engine.executors.ray_executor import RayExecutor
+        return RayExecutor(workers=workers, address=address or spec.executor.address,
+                           max_retries=spec.executor.max_retries, max_in_flight=spec.executor.max_in_flight)
+    raise ValueError(f"unknown executor {kind!r} (local or ray)")
+
+
+def run_job(spec: dict[str, Any] | JobSpec, *, inputs: list[str] | None = None, out: str | None = None,
+            executor: str | None = None, workers: int | None = None, address: str | None = None,
+            on_done: Callable[[dict[str, Any]], None] | None = None, on_plan: Callable | None = None,
+            keep_work: bool = False) -> dict[str, Any]:
+    """Run a job to completion (resuming into an existing output) and return its merged stats."""
+    plan, graph = plan_job(spec, inputs, out)
+    job = plan.spec
+    kind = executor or job.executor.kind
+    nworkers = workers or job.executor.workers
+    prepare_output(plan)
+    if on_plan:
+        on_plan(plan, graph)
+    t0 = time.perf_counter()
+    ex = make_executor(kind, nworkers, job, address)
+    ex.run(plan, graph, on_done)
+    return finish(plan, graph, time.perf_counter() - t0, keep_work=keep_work)

@@ -1,0 +1,1 @@
+"""Deduplication: CCNet line dedup and global MinHash-LSH near-duplicate removal."""

@@ -1,0 +1,193 @@
+"""The runtime: job validation, accounting, partitioned output, resume, determinism, bad shards."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from engine import io as eio
+from engine.documents import TEXT, texts
+from engine.graph import JobError, apply_sets, build, load_job
+from engine.operator import Filter, register
+from jobs.runjob import run_job
+from operators.writers import read_documents, read_rejects, sort_by_id
+
+
+def _sentences(shared_data: Path, lang: str, n: int) -> list[str]:
+    lines = (shared_data / "text" / "lingua" / f"{lang}.txt").read_text(encoding="utf-8").splitlines()
+    return [l.strip() for l in lines if l.strip()][:n]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory, shared_data) -> list[str]:
+    """Three JSONL shards of real multilingual documents, with some documents repeated across shards."""
+    d = tmp_path_factory.mktemp("shards")
+    rng = random.Random(7)
+    pool = {lang: _sentences(shared_data, lang, 300) for lang in ("en", "de", "fr", "ru")}
+    docs = []
+    for i in range(120):
+        lang = ["en", "de", "fr", "ru"][i % 4]
+        docs.append({"id": f"doc-{i:04d}", "text": "\n".join(rng.sample(pool[lang], 6)), "lang_hint": lang,
+                     "n": i})
+    paths = []
+    for s in range(3):
+        p = d / f"shard-{s}.jsonl"
+        with open(p, "w", encoding="utf-8") as f:
+            for doc in docs[s * 40:(s + 1) * 40]:
+                f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        paths.append(str(p))
+    return paths
+
+
+@register
+class KeepLettersFilter(Filter):
+    """Test operator: drops documents whose id ends in 7 (a decision the test can predict)."""
+
+    name = "test_drop_sevens"
+    outputs = ("test_drop_sevens_flag",)
+
+    def compute(self, batch):
+        from engine.documents import set_column
+        ids = batch.column("id").to_pylist()
+        return set_column(batch, "test_drop_sevens_flag", pa.array([i.endswith("7") for i in ids]))
+
+    def decide(self, batch):
+        flag = np.asarray(batch.column("test_drop_sevens_flag").to_pylist(), dtype=bool)
+        return ~flag, np.full(len(flag), "ends_in_seven", dtype=object)
+
+
+def _job(**over):
+    job = {"pipeline": [{"test_drop_sevens": {}}], "executor": {"workers": 1, "batch_size": 16}}
+    job.update(over)
+    return job
+
+
+def test_validation_names_the_place():
+    with pytest.raises(JobError, match=r"pipeline\[1\]\.nonexistent: unknown operator"):
+        build({"pipeline": [{"test_drop_sevens": {}}, {"nonexistent": {}}]})
+    with pytest.raises(JobError, match=r"pipeline\[0\]\.test_drop_sevens\.bogus"):
+        build({"pipeline": [{"test_drop_sevens": {"bogus": 1}}]})
+    with pytest.raises(JobError, match=r"outptu"):
+        build({"outptu": {}})
+    with pytest.raises(JobError, match=r"executor\.workers"):
+        build({"executor": {"workers": 0}})
+
+
+def test_set_overrides_address_steps_by_name_and_index():
+    data = {"pipeline": [{"a": {"x": 1}}, {"b": None}], "executor": {"workers": 2}}
+    out = apply_sets(data, ["pipeline.a.x=3", "pipeline.1.b.y=[1, 2]", "executor.workers=4", "output.format=jsonl"])
+    assert out["pipeline"][0]["a"]["x"] == 3
+    assert out["pipeline"][1]["b"]["y"] == [1, 2]
+    assert out["executor"]["workers"] == 4 and out["output"]["format"] == "jsonl"
+    assert data["pipeline"][0]["a"]["x"] == 1  # the original is untouched
+    with pytest.raises(JobError):
+        apply_sets(data, ["pipeline.zzz.x=1"])
+
+
+def test_default_job_file_validates():
+    build(load_job(None))
+
+
+def test_accounting_every_document_kept_or_rejected(shards, tmp_path):
+    out = tmp_path / "out"
+    stats = run_job(_job(), inputs=shards, out=str(out))
+    t = stats["total"]
+    assert t["documents_read"] == 120
+    assert t["accounting_ok"] and t["documents_read"] == t["documents_kept"] + t["documents_dropped"]
+    docs, rej = read_documents(str(out)), read_rejects(str(out))
+    kept, dropped = set(docs.column("id").to_pylist()), set(rej.column("id").to_pylist())
+    assert kept.isdisjoint(dropped)
+    assert kept | dropped == {f"doc-{i:04d}" for i in range(120)}
+    assert dropped == {f"doc-{i:04d}" for i in range(120) if i % 10 == 7}
+    assert set(rej.column("reason").to_pylist()) == {"ends_in_seven"}
+    assert stats["operators"]["test_drop_sevens"]["dropped"] == {"ends_in_seven": 12}
+    # input fields other than id/text survive as columns; internal columns never reach the output
+    assert {"lang_hint", "n", "test_drop_sevens_flag"} <= set(docs.schema.names)
+    assert not any(c.startswith("_") for c in docs.schema.names)
+    # no partially written files anywhere
+    assert not [p for p in out.rglob("*") if p.name.startswith(".tmp-")]
+    written = json.loads((out / "stats.json").read_text())
+    assert written["total"] == t
+
+
+def test_resume_skips_finished_shards_and_redoes_missing(shards, tmp_path):
+    out = tmp_path / "out"
+    run_job(_job(), inputs=shards, out=str(out))
+    first = sort_by_id(read_documents(str(out)))
+    manifest = out / "_work" / "manifest" / "stage-0"
+    mtimes = {p.name: p.stat().st_mtime_ns for p in manifest.iterdir()}
+    done: list[str] = []
+    run_job(_job(), inputs=shards, out=str(out), on_done=lambda r: done.append(r["unit"]))
+    assert {p.name: p.stat().st_mtime_ns for p in manifest.iterdir()} == mtimes  # nothing redone
+    (manifest / "shard-000001.json").unlink()  # as if the job died while shard 1 ran
+    done.clear()
+    stats = run_job(_job(), inputs=shards, out=str(out), on_done=lambda r: done.append(r["unit"]))
+    assert done == ["stage-0/shard-000001"]
+    assert (manifest / "shard-000000.json").stat().st_mtime_ns == mtimes["shard-000000.json"]
+    assert sort_by_id(read_documents(str(out))).equals(first)  # same content, nothing written twice
+    assert stats["total"]["accounting_ok"] and stats["total"]["documents_read"] == 120
+
+
+def test_output_folder_of_another_job_is_refused(shards, tmp_path):
+    out = str(tmp_path / "out")
+    run_job(_job(), inputs=shards[:1], out=out)
+    with pytest.raises(JobError, match="another job"):
+        run_job(_job(), inputs=shards, out=out)
+
+
+def test_same_output_whatever_the_worker_count(shards, tmp_path):
+    a = run_job(_job(), inputs=shards, out=str(tmp_path / "a"), workers=1)
+    b = run_job(_job(), inputs=shards, out=str(tmp_path / "b"), workers=2)
+    assert a["total"] == b["total"]
+    assert sort_by_id(read_documents(str(tmp_path / "a"))).equals(sort_by_id(read_documents(str(tmp_path / "b"))))
+    names_a = sorted(p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a" / "documents").rglob("*.parquet"))
+    names_b = sorted(p.relative_to(tmp_path / "b").as_posix() for p in (tmp_path / "b" / "documents").rglob("*.parquet"))
+    assert names_a == names_b
+
+
+def test_jsonl_output_rolls_files_by_size(shards, tmp_path):
+    out = tmp_path / "out"
+    run_job(_job(output={"format": "jsonl", "max_file_bytes": 4000}), inputs=shards, out=str(out))
+    parts = sorted((out / "documents").rglob("*.jsonl.gz"))
+    assert len(parts) > 3  # several parts per shard: the size limit rolled them
+    assert {p.name.split("-")[1] for p in parts} == {"000000", "000001", "000002"}
+    docs = read_documents(str(out))
+    assert docs.num_rows == 108
+    assert all(t for t in docs.column(TEXT).to_pylist())
+
+
+def test_memory_filesystem_output(shards, tmp_path):
+    stats = run_job(_job(), inputs=shards[:2], out="memory://decant-test/out")
+    assert stats["total"]["documents_kept"] == 72
+    docs = read_documents("memory://decant-test/out")
+    assert docs.num_rows == 72
+    assert eio.exists("memory://decant-test/out/stats.json")
+
+
+def test_a_broken_shard_is_recorded_and_the_others_go_on(shards, shared_data, tmp_path):
+    clipped = str(shared_data / "warc" / "edge" / "clipped.warc.gz")
+    stats = run_job({"pipeline": [], "executor": {"workers": 1}}, inputs=[clipped, shards[0]], out=str(tmp_path / "o"))
+    assert stats["total"]["shard_errors"] >= 1
+    assert any("clipped.warc.gz" in e for e in stats["reader"]["errors"])
+    assert stats["total"]["accounting_ok"]
+    ids = set(read_documents(str(tmp_path / "o")).column("id").to_pylist())
+    assert {f"doc-{i:04d}" for i in range(40)} <= ids
+
+
+def test_cli_run_default_job_on_bundled_samples(tmp_path, repo):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "-o", str(out), "--workers", "2", "-q"],
+                          cwd=repo, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["total"]["accounting_ok"]
+    assert stats["total"]["documents_kept"] > 0
+    assert list((out / "documents").glob("language=*/bucket=*/*.parquet"))
+    assert "documents read" in proc.stdout
