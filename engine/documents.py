@@ -127,3 +127,14 @@ def concat(batches: list[pa.RecordBatch]) -> pa.Table:
 
 def null_count(arr: pa.Array) -> int:
     return int(pc.sum(pc.is_null(arr)).as_py() or 0)
+
+
+def content_bytes(batch: pa.RecordBatch) -> int:
+    """UTF-8 bytes of the html and text columns (what an operator had to look at), via Arrow."""
+    total = 0
+    for name in (HTML, TEXT):
+        if name in batch.schema.names:
+            col = batch.column(name)
+            if col.null_count < len(col):
+                total += int(pc.sum(pc.binary_length(col)).as_py() or 0)
+    return total

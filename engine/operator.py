@@ -131,8 +131,8 @@ class GlobalContext:
         return f"{self.workdir}/map/part-{partition:05d}"
 
     def map_files(self, partition: int) -> list[str]:
-        import glob
-        return sorted(glob.glob(f"{self.map_dir(partition)}/*.parquet"))
+        from engine.io import listdir_files
+        return listdir_files(self.map_dir(partition), ".parquet")
 
     def apply_path(self, shard: int) -> str:
         return f"{self.workdir}/apply/shard-{shard:06d}.parquet"

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine import io as eio
-from engine.documents import DROP_REASON, KEY, TEXT, HTML, filter_rows, set_column
+from engine.documents import DROP_REASON, KEY, content_bytes, filter_rows, set_column
 from engine.graph import Graph, JobError, JobSpec, Stage
 from engine.operator import GlobalContext, Operator, Result
 from engine.stats import StageStats, merge
@@ -108,8 +108,14 @@ def _batches_from_reader(plan: JobPlan, shard: int, stats: StageStats) -> Iterat
     reader = open_reader(path, fmt, **plan.spec.input.options)
     ordinal = 0
     base = np.uint64(shard) << np.uint64(32)
+    it = iter(reader.read(path, plan.spec.executor.batch_size))
     try:
-        for batch in reader.read(path, plan.spec.executor.batch_size):
+        while True:
+            t0 = time.perf_counter()
+            batch = next(it, None)
+            stats.op("reader")["seconds"] += time.perf_counter() - t0
+            if batch is None:
+                break
             n = batch.num_rows
             keys = base + np.arange(ordinal, ordinal + n, dtype=np.uint64)
             ordinal += n
@@ -126,10 +132,10 @@ def _batches_from_reader(plan: JobPlan, shard: int, stats: StageStats) -> Iterat
 
 
 def _route(op_name: str, res: Result, rejects, stats: StageStats, seconds: float,
-           docs_in: int) -> pa.RecordBatch:
+           docs_in: int, bytes_in: int = 0) -> pa.RecordBatch:
     batch = res.batch
     if res.keep is None or res.keep.all():
-        stats.record(op_name, docs_in, batch.num_rows, {}, seconds)
+        stats.record(op_name, docs_in, batch.num_rows, {}, seconds, bytes_in)
         return batch
     keep = res.keep
     reasons = np.asarray(res.reasons, dtype=object)[~keep]
@@ -137,7 +143,7 @@ def _route(op_name: str, res: Result, rejects, stats: StageStats, seconds: float
     dropped_batch = filter_rows(batch, ~keep)
     rejects.write(op_name, dropped_batch, reasons)
     uniq, counts = np.unique(reasons.astype(str), return_counts=True)
-    stats.record(op_name, docs_in, int(keep.sum()), dict(zip(uniq.tolist(), counts.tolist())), seconds)
+    stats.record(op_name, docs_in, int(keep.sum()), dict(zip(uniq.tolist(), counts.tolist())), seconds, bytes_in)
     return filter_rows(batch, keep)
 
 
@@ -148,9 +154,10 @@ def pd_isnull(a: np.ndarray) -> np.ndarray:
 def _run_op(op: Operator, batch: pa.RecordBatch, rejects, stats: StageStats) -> pa.RecordBatch:
     if batch.num_rows == 0:
         return batch
+    nbytes = content_bytes(batch)
     t0 = time.perf_counter()
     res = op.process(batch)
-    return _route(op.name, res, rejects, stats, time.perf_counter() - t0, batch.num_rows)
+    return _route(op.name, res, rejects, stats, time.perf_counter() - t0, batch.num_rows, nbytes)
 
 
 def _reader_drops(batch: pa.RecordBatch, rejects, stats: StageStats) -> pa.RecordBatch:
@@ -162,7 +169,7 @@ def _reader_drops(batch: pa.RecordBatch, rejects, stats: StageStats) -> pa.Recor
         res = Result(batch, keep, reasons)
     else:
         res = Result(batch)
-    return _route("reader", res, rejects, stats, 0.0, n)
+    return _route("reader", res, rejects, stats, 0.0, n, content_bytes(batch))
 
 
 class _MapWriter:
@@ -241,9 +248,11 @@ def run_shard_stage(plan: JobPlan, stage_index: int, shard: int) -> dict[str, An
         if stage_index == 0:
             batch = _reader_drops(batch, rejects, stats)
         if stage.apply_op is not None and batch.num_rows:
+            nbytes = content_bytes(batch)
             t0 = time.perf_counter()
             res = stage.apply_op.apply(batch, apply_table)
-            batch = _route(stage.apply_op.name, res, rejects, stats, time.perf_counter() - t0, batch.num_rows)
+            batch = _route(stage.apply_op.name, res, rejects, stats, time.perf_counter() - t0, batch.num_rows,
+                           nbytes)
         for op in stage.ops:
             batch = _run_op(op, batch, rejects, stats)
         if batch.num_rows == 0:
