@@ -7,6 +7,7 @@ whose input column nothing produces is an error naming its place in the job file
 from __future__ import annotations
 
 import copy
+import importlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,6 +64,9 @@ class ExecutorSpec(_Strict):
 
 class JobSpec(_Strict):
     name: str = "decant"
+    #: Modules to import before the pipeline is built (in the driver and every worker), so that
+    #: operators registered outside the `operators` package can be named in the pipeline.
+    plugins: list[str] = Field(default_factory=list)
     input: InputSpec = Field(default_factory=InputSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     pipeline: list[dict[str, dict[str, Any] | None]] = Field(default_factory=list)
@@ -155,6 +159,11 @@ class Graph:
     def __init__(self, spec: JobSpec) -> None:
         self.spec = spec
         self.operators: list[Operator] = []
+        for i, mod in enumerate(spec.plugins):
+            try:
+                importlib.import_module(mod)
+            except ImportError as e:
+                raise JobError(f"plugins[{i}]: cannot import {mod!r}: {e}") from None
         available = set(BASE_COLUMNS) | {DROP_REASON, "_key"}
         for i, (name, params) in enumerate(spec.steps()):
             where = f"pipeline[{i}].{name}"

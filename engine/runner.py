@@ -125,9 +125,11 @@ def _batches_from_reader(plan: JobPlan, shard: int, stats: StageStats) -> Iterat
         reader.errors.append(f"reader failed: {type(e).__name__}: {e}")
     finally:
         name = path.rsplit("/", 1)[-1]
-        for group in ("records", "skipped"):
-            for k, v in reader.stats.get(group, {}).items():
-                stats.reader[group][k] = stats.reader[group].get(k, 0) + v
+        for group, counts in reader.stats.items():
+            if isinstance(counts, dict):
+                dst = stats.reader.setdefault(group, {})
+                for k, v in counts.items():
+                    dst[k] = dst.get(k, 0) + v
         stats.reader["errors"].extend(f"{name}: {e}" for e in reader.errors)
 
 
@@ -288,6 +290,7 @@ def run_shard_stage(plan: JobPlan, stage_index: int, shard: int) -> dict[str, An
     record["unit"] = unit
     record["shard"] = plan.inputs[shard]
     record["wall_seconds"] = round(time.perf_counter() - t_start, 4)
+    record["worker"] = worker_memory()
     if stage_index > 0:
         record["reader"] = {"records": {}, "skipped": {}, "errors": [], "documents": 0}
     manifest.mark(unit, record)
@@ -323,9 +326,33 @@ def run_reduce(plan: JobPlan, stage_index: int, parallel: Callable[[Callable, li
     result = op.reduce(ctx) or {}
     record = {"unit": unit, "operators": {op.name: {"docs_in": 0, "docs_out": 0, "dropped": {},
                                                     "seconds": time.perf_counter() - t0, "bytes_in": 0}},
-              "global": {op.name: result}}
+              "global": {op.name: result}, "worker": worker_memory("driver")}
     manifest.mark(unit, record)
     return record
+
+
+def worker_memory(role: str = "worker") -> dict[str, Any]:
+    """The process's peak resident memory so far (ru_maxrss: the high-water mark of this worker)."""
+    import os
+    import socket
+    try:
+        import resource
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    except (ImportError, OSError):
+        peak_kb = 0
+    return {"pid": os.getpid(), "host": socket.gethostname(), "role": role, "max_rss_mb": round(peak_kb / 1024, 1)}
+
+
+def peak_rss(units: list[dict[str, Any]]) -> dict[str, Any]:
+    """Peak RSS per worker process (MB) over a job's units, and the largest of them."""
+    per: dict[str, float] = {}
+    for u in units:
+        w = (u or {}).get("worker")
+        if w and w.get("max_rss_mb"):
+            key = f"{w.get('role', 'worker')}:{w.get('host', '')}:{w.get('pid')}"
+            per[key] = max(per.get(key, 0.0), float(w["max_rss_mb"]))
+    workers = {k: v for k, v in per.items() if not k.startswith("driver:")}
+    return {"peak_rss_mb": max(workers.values()) if workers else None, "rss_mb_per_process": per}
 
 
 def finish(plan: JobPlan, graph: Graph, wall_seconds: float, keep_work: bool = False) -> dict[str, Any]:
@@ -335,6 +362,7 @@ def finish(plan: JobPlan, graph: Graph, wall_seconds: float, keep_work: bool = F
     stats = merge(units, graph.operator_names)
     stats["job"] = {"name": plan.spec.name, "inputs": len(plan.inputs), "fingerprint": plan.fingerprint,
                     "wall_seconds": round(wall_seconds, 3), "stages": [repr(s) for s in graph.stages]}
+    stats["job"].update(peak_rss(units))
     eio.write_json_atomic(stats, f"{plan.out}/stats.json")
     if not keep_work:
         for s in graph.stages:

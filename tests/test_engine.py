@@ -15,7 +15,7 @@ import pytest
 from engine import io as eio
 from engine.documents import TEXT, texts
 from engine.graph import JobError, apply_sets, build, load_job
-from engine.operator import Filter, register
+import decant_test_plugins  # noqa: F401  (registers test_drop_sevens in this process too)
 from jobs.runjob import run_job
 from operators.writers import read_documents, read_rejects, sort_by_id
 
@@ -46,25 +46,9 @@ def shards(tmp_path_factory, shared_data) -> list[str]:
     return paths
 
 
-@register
-class KeepLettersFilter(Filter):
-    """Test operator: drops documents whose id ends in 7 (a decision the test can predict)."""
-
-    name = "test_drop_sevens"
-    outputs = ("test_drop_sevens_flag",)
-
-    def compute(self, batch):
-        from engine.documents import set_column
-        ids = batch.column("id").to_pylist()
-        return set_column(batch, "test_drop_sevens_flag", pa.array([i.endswith("7") for i in ids]))
-
-    def decide(self, batch):
-        flag = np.asarray(batch.column("test_drop_sevens_flag").to_pylist(), dtype=bool)
-        return ~flag, np.full(len(flag), "ends_in_seven", dtype=object)
-
-
 def _job(**over):
-    job = {"pipeline": [{"test_drop_sevens": {}}], "executor": {"workers": 1, "batch_size": 16}}
+    job = {"plugins": ["decant_test_plugins"], "pipeline": [{"test_drop_sevens": {}}],
+           "executor": {"workers": 1, "batch_size": 16}}
     job.update(over)
     return job
 
@@ -72,6 +56,8 @@ def _job(**over):
 def test_validation_names_the_place():
     with pytest.raises(JobError, match=r"pipeline\[1\]\.nonexistent: unknown operator"):
         build({"pipeline": [{"test_drop_sevens": {}}, {"nonexistent": {}}]})
+    with pytest.raises(JobError, match=r"plugins\[0\]: cannot import"):
+        build({"plugins": ["no_such_module_xyz"]})
     with pytest.raises(JobError, match=r"pipeline\[0\]\.test_drop_sevens\.bogus"):
         build({"pipeline": [{"test_drop_sevens": {"bogus": 1}}]})
     with pytest.raises(JobError, match=r"outptu"):

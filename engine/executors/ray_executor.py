@@ -1,0 +1,323 @@
+"""The Ray executor: the same units of work as the local executor, on a Ray cluster.
+
+How work is laid out
+- One actor per worker (`ShardWorker`). An actor runs the fused operator chain of a stage for a
+  whole shard (`engine.runner.run_shard_stage`); the job's operators are built and set up once per
+  actor process (`engine.runner.worker_graph` caches them), so models load once per actor, not per
+  shard, and stay loaded across stages.
+- Shards are scheduled to actors with at most `max_in_flight` shard calls outstanding per actor
+  (one running, the rest queued in the actor so it never idles while the driver handles a result).
+  The driver therefore never holds more than `workers * max_in_flight` pending calls: the rest of
+  the shards wait in a plain list, nothing is queued unbounded in Ray. Shard results are small
+  stats records; documents never pass through the driver or the object store: each actor reads
+  its shard and writes its output files itself (shared storage: a local path on one machine, an
+  fsspec URL such as s3:// on a cluster).
+- Inside a shard, batches stream: the reader yields `executor.batch_size` documents at a time and
+  each batch goes through the whole chain and into the writers before the next is read, so an
+  actor's memory is bounded by one batch (plus the writers' row groups and the loaded models),
+  not by the shard size.
+- Global reduce phases (`parallel(fn, items)`) run as Ray tasks, at most a bounded window at once,
+  results returned in the order of `items`.
+- Actors get a fraction of a CPU (`num_cpus` below 1 when the cluster is small) so that the actors
+  plus a reduce task always fit: 1-CPU actors filling both CPUs of a 2-core machine make any task
+  that asks for a CPU wait forever.
+
+Fault tolerance
+- An actor whose process dies (killed, out of memory, node lost) fails its running and queued
+  calls with RayActorError / ActorDiedError. The executor kills what is left of it, starts a new
+  actor in its place and puts those shards back at the front of the queue; each shard may fail
+  this way `max_retries` times before the job fails. A redo is safe because `run_shard_stage`
+  writes into a per-shard staging folder (wiped when the shard starts again), renames the
+  finished files into place under names derived from the shard index only (a half-finished
+  commit is overwritten with identical files), and writes the shard's manifest record last:
+  a shard is either done (record present, skipped) or redone from scratch; no document is lost
+  or written twice.
+- An exception raised by an operator (a bug, a bad parameter) is not retried: it fails the job
+  at once with the worker's traceback, as with the local executor.
+- The driver itself may die: the job's actors die with it (they are not detached) and a re-run
+  into the same output resumes from the manifest (`engine.runner.pending_shards`), redoing only
+  unfinished shards and reduces.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayError, RayTaskError
+
+from engine.graph import Graph
+from engine.runner import JobPlan, pending_shards, run_reduce, run_shard_stage
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: Folders of the repository never shipped to a cluster as the job's working directory.
+WORKING_DIR_EXCLUDES = [
+    ".git", ".git/**", "out", "out/**", "bench-results", "bench-results/**", "**/__pycache__",
+    "*.egg-info", "**/*.pyc", ".pytest_cache", ".venv", "docker/*.tar", "**/_work",
+]
+
+try:  # the dead-actor error class moved between Ray versions
+    from ray.exceptions import ActorDiedError as _ActorDied  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - older Ray
+    _ActorDied = RayActorError
+try:
+    from ray.exceptions import ActorUnavailableError as _ActorUnavailable  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - older Ray
+    _ActorUnavailable = RayActorError
+
+#: Failures of the worker, not of the code: the shard is redone on a fresh actor.
+WORKER_LOST = (RayActorError, _ActorDied, _ActorUnavailable)
+
+
+class ShardWorker:
+    """One worker: runs shards of any stage of the job in its process (operators set up once)."""
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    def run(self, plan: JobPlan, stage: int, shard: int) -> dict[str, Any]:
+        return run_shard_stage(plan, stage, shard)
+
+
+_RemoteShardWorker = ray.remote(ShardWorker)
+
+
+
+def _call(fn: Callable, item: Any) -> Any:
+    return fn(item)
+
+
+_remote_call = ray.remote(_call)
+
+
+def _is_local_path(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def absolute_plan(plan: JobPlan) -> JobPlan:
+    """The plan with local paths made absolute: Ray workers may run in another directory
+    (a cluster's unpacked working_dir), so `out/` must mean the driver's `out/`."""
+    out = os.path.abspath(plan.out) if _is_local_path(plan.out) and not plan.out.startswith("file://") else plan.out
+    inputs = [os.path.abspath(p) if "://" not in p else p for p in plan.inputs]
+    return dataclasses.replace(plan, out=out, inputs=inputs)
+
+
+def default_runtime_env(excludes: list[str] | None = None) -> dict[str, Any]:
+    """Ship the repository as the job's working directory (for a cluster that lacks the package)."""
+    return {"working_dir": str(REPO_ROOT), "excludes": list(WORKING_DIR_EXCLUDES) + list(excludes or [])}
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, workers: int = 2, address: str | None = None, max_retries: int = 3,
+                 max_in_flight: int = 2, num_cpus_per_worker: float | None = None,
+                 runtime_env: dict[str, Any] | None = None, ship_code: bool | None = None,
+                 shutdown: bool | None = None) -> None:
+        self.workers = max(1, int(workers))
+        self.address = address
+        self.max_retries = max(0, int(max_retries))
+        self.max_in_flight = max(1, int(max_in_flight))
+        self.num_cpus_per_worker = num_cpus_per_worker
+        self.runtime_env = runtime_env
+        self.ship_code = ship_code
+        self._shutdown = shutdown
+        self._we_started_ray = False
+        self.actors: list[Any] = []
+        #: Worker process id of each actor slot (recorded when the actor starts).
+        self.pids: list[int | None] = []
+        #: Every actor replaced after its process died, as (slot, old pid, shard).
+        self.replaced: list[tuple[int, int | None, int]] = []
+        #: Number of shard attempts lost to a dead worker, per (stage, shard).
+        self.failures: dict[tuple[int, int], int] = {}
+        self._cpus = 1.0
+
+    # ------------------------------------------------------------------ cluster
+    def connect(self) -> None:
+        if ray.is_initialized():
+            self._size_actors()
+            return
+        kw: dict[str, Any] = {"log_to_driver": False, "ignore_reinit_error": True}
+        address = self.address
+        inside_job = bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")) or (
+            bool(os.environ.get("RAY_ADDRESS")) and address is None)
+        if address is None and not inside_job:
+            # a private Ray instance on this machine ("local": never attach to another cluster that
+            # happens to run here); the editable install makes the code importable
+            kw.update(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False)
+        else:
+            if address is not None:
+                kw["address"] = address
+            ship = self.ship_code
+            if ship is None:
+                # inside a submitted Ray Job the job's runtime_env already carries the code;
+                # a client or a driver on a cluster node is given the repository explicitly
+                ship = address is not None and not inside_job and not _importable_on_cluster_node(address)
+            if self.runtime_env is not None:
+                kw["runtime_env"] = self.runtime_env
+            elif ship:
+                kw["runtime_env"] = default_runtime_env()
+        ray.init(**kw)
+        # Inside a submitted Ray Job, never disconnect: ray.shutdown() there drops the job's
+        # reference to its working_dir package, which Ray then deletes under the running driver.
+        self._we_started_ray = not inside_job
+        self._size_actors()
+
+    def _size_actors(self) -> None:
+        if self.num_cpus_per_worker is not None:
+            self._cpus = float(self.num_cpus_per_worker)
+            return
+        total = float(ray.cluster_resources().get("CPU", 1.0))
+        # actors take at most half of the cluster's CPUs, so reduce tasks always find room
+        self._cpus = round(max(0.01, min(1.0, total / (2 * self.workers))), 3)
+
+    def _new_actor(self, slot: int) -> Any:
+        actor = _RemoteShardWorker.options(num_cpus=self._cpus, max_restarts=0, max_task_retries=0,
+                                           name=None).remote()
+        pid = ray.get(actor.pid.remote())
+        if slot < len(self.actors):
+            self.actors[slot], self.pids[slot] = actor, pid
+        else:
+            self.actors.append(actor)
+            self.pids.append(pid)
+        return actor
+
+    def _ensure_actors(self) -> None:
+        while len(self.actors) < self.workers:
+            self._new_actor(len(self.actors))
+
+    def close(self) -> None:
+        for a in self.actors:
+            try:
+                ray.kill(a, no_restart=True)
+            except Exception:  # noqa: BLE001 - already dead
+                pass
+        self.actors, self.pids = [], []
+        shutdown = self._shutdown if self._shutdown is not None else self._we_started_ray
+        if shutdown and ray.is_initialized():
+            ray.shutdown()
+            self._we_started_ray = False
+
+    # --------------------------------------------------------------- scheduling
+    def parallel(self, fn: Callable, items: list) -> list:
+        """fn over items as Ray tasks (a bounded window at once); results in the order of items."""
+        items = list(items)
+        if not items:
+            return []
+        if not ray.is_initialized():
+            self.connect()
+        window = max(2, 2 * int(float(ray.cluster_resources().get("CPU", 1.0)) or 1))
+        remote = _remote_call.options(num_cpus=self._cpus, max_retries=self.max_retries, retry_exceptions=False)
+        fn_ref = ray.put(fn)
+        results: list[Any] = [None] * len(items)
+        pending: dict[Any, int] = {}
+        nxt = 0
+        while nxt < len(items) or pending:
+            while nxt < len(items) and len(pending) < window:
+                pending[remote.remote(fn_ref, items[nxt])] = nxt
+                nxt += 1
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                i = pending.pop(ref)
+                results[i] = ray.get(ref)
+        return results
+
+    def run_stage(self, plan: JobPlan, stage: int, on_done: Callable[[dict[str, Any]], None]) -> None:
+        todo: deque[int] = deque(pending_shards(plan, stage))
+        if not todo:
+            return
+        self._ensure_actors()
+        plan_ref = ray.put(plan)
+        in_flight: dict[Any, tuple[int, int]] = {}       # ref -> (slot, shard)
+        per_slot = [0] * len(self.actors)
+        generation = [0] * len(self.actors)
+        ref_gen: dict[Any, int] = {}
+
+        def submit() -> None:
+            for slot in range(len(self.actors)):
+                while todo and per_slot[slot] < self.max_in_flight:
+                    shard = todo.popleft()
+                    ref = self.actors[slot].run.remote(plan_ref, stage, shard)
+                    in_flight[ref] = (slot, shard)
+                    ref_gen[ref] = generation[slot]
+                    per_slot[slot] += 1
+
+        submit()
+        while in_flight:
+            done, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in done:
+                slot, shard = in_flight.pop(ref)
+                gen = ref_gen.pop(ref)
+                if gen == generation[slot]:
+                    per_slot[slot] -= 1
+                try:
+                    record = ray.get(ref)
+                except WORKER_LOST as e:
+                    self._lost(stage, shard, e)
+                    todo.appendleft(shard)
+                    if gen == generation[slot]:
+                        # replace the dead actor once; its other calls fail too and are requeued
+                        old = self.pids[slot]
+                        try:
+                            ray.kill(self.actors[slot], no_restart=True)
+                        except Exception:  # noqa: BLE001 - already gone
+                            pass
+                        generation[slot] += 1
+                        per_slot[slot] = 0
+                        self._new_actor(slot)
+                        self.replaced.append((slot, old, shard))
+                    continue
+                except RayTaskError as e:
+                    raise RuntimeError(f"stage {stage}, shard {shard} ({plan.inputs[shard]}) failed:\n{e}") from e
+                except RayError as e:  # object lost with its node, worker crash outside the actor
+                    self._lost(stage, shard, e)
+                    todo.appendleft(shard)
+                    continue
+                on_done(record)
+            submit()
+
+    def _lost(self, stage: int, shard: int, err: Exception) -> None:
+        n = self.failures.get((stage, shard), 0) + 1
+        self.failures[(stage, shard)] = n
+        if n > self.max_retries:
+            raise RuntimeError(f"stage {stage}, shard {shard}: its worker died {n} times "
+                               f"(max_retries={self.max_retries}); last error: {type(err).__name__}: {err}")
+
+    def run(self, plan: JobPlan, graph: Graph, on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
+        on_done = on_done or (lambda rec: None)
+        plan = absolute_plan(plan)
+        try:
+            self.connect()
+            self._ensure_actors()
+            for stage in graph.stages:
+                self.run_stage(plan, stage.index, on_done)
+                if stage.map_op is not None:
+                    run_reduce(plan, stage.index, self.parallel)
+        finally:
+            self.close()
+
+
+def _importable_on_cluster_node(address: str) -> bool:
+    """True when the driver runs on a node of the cluster it connects to with the project installed
+    there (a local cluster on this machine): shipping the repository is then unnecessary."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
+    if address in ("auto", "local"):
+        return True
+    return host in ("127.0.0.1", "localhost", "::1", _own_ip())
+
+
+def _own_ip() -> str:
+    try:
+        import socket
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return ""

@@ -1,0 +1,264 @@
+"""JSONL / JSONL.gz reader: one JSON object per line -> documents, every other field kept as a column.
+
+The engine's writer appends all batches of a shard to one Parquet file, so the column types are
+fixed by the first batch and later batches are coerced to them; nested or mixed-type fields become
+JSON strings (a column that is an int in one line and a string in the next cannot be typed).
+CCNet output (`raw_content`, no `id`) reads as is: text falls back to `raw_content`, id to `digest`.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from engine.documents import BASE_COLUMNS, DROP_REASON, make_batch
+from engine.io import open_input
+from engine.operator import Reader, register
+
+from .base import basename, check_params, stable_id
+from .stream import ByteStream
+
+#: Input fields whose names the engine owns get this prefix (e.g. Dolma's "source" -> "input_source").
+RENAME_PREFIX = "input_"
+_TOO_LARGE = b"\x00too_large"
+_INT64 = (-(2**63), 2**63 - 1)
+#: Kind of a fixed column: "str" plain strings, "json" JSON text, "int", "float", "bool".
+_ARROW = {"str": pa.string(), "json": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+
+
+def _kind(values: list) -> str:
+    kinds = set()
+    for v in values:
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            kinds.add("bool")
+        elif isinstance(v, int):
+            kinds.add("int" if _INT64[0] <= v <= _INT64[1] else "json")
+        elif isinstance(v, float):
+            kinds.add("float")
+        elif isinstance(v, str):
+            kinds.add("str")
+        else:
+            kinds.add("json")
+    if not kinds:
+        return "str"
+    if len(kinds) == 1:
+        return kinds.pop()
+    if kinds == {"int", "float"}:
+        return "float"
+    return "json"
+
+
+def _coerce(v: Any, kind: str) -> tuple[Any, bool]:
+    """(value for a column of this kind, ok); not ok means the value was lost (set to null)."""
+    if v is None:
+        return None, True
+    if kind == "json":
+        return json.dumps(v, ensure_ascii=False, sort_keys=True), True
+    if kind == "str":
+        return (v, True) if isinstance(v, str) else (json.dumps(v, ensure_ascii=False, sort_keys=True), True)
+    if kind == "bool":
+        return (v, True) if isinstance(v, bool) else (None, False)
+    if kind == "int":
+        if isinstance(v, bool):
+            return int(v), True
+        if isinstance(v, int) and _INT64[0] <= v <= _INT64[1]:
+            return v, True
+        if isinstance(v, float) and math.isfinite(v) and v.is_integer() and _INT64[0] <= v <= _INT64[1]:
+            return int(v), True
+        return None, False
+    if kind == "float":
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            try:
+                return float(v), True
+            except OverflowError:
+                return None, False
+        return None, False
+    return None, False
+
+
+def _as_str(v: Any) -> str | None:
+    if v is None:
+        return None
+    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, sort_keys=True)
+
+
+class TableBuilder:
+    """Turns field dicts into batches whose extra columns keep the types of the first batch."""
+
+    def __init__(self, reader: Reader, text_field: str, id_field: str, shard: str) -> None:
+        self.reader = reader
+        self.text_field = text_field
+        self.id_field = id_field
+        self.shard = shard
+        self.kinds: dict[str, str] | None = None  # fixed after the first batch
+        self.rows: list[tuple[dict, int]] = []
+
+    def column_name(self, field: str) -> str:
+        if field in BASE_COLUMNS or field.startswith("_"):
+            return RENAME_PREFIX + field.lstrip("_")
+        return field
+
+    def base(self, rec: dict, pos: int) -> tuple[dict, dict]:
+        """Base columns (id, url, date, source, text, html) and the remaining extra fields."""
+        rec = dict(rec)
+        tf = self.text_field
+        if tf == "auto":
+            tf = "text" if "text" in rec else "raw_content" if "raw_content" in rec else "text"
+        text = rec.pop(tf, None)
+        idv = rec.pop(self.id_field, None)
+        if idv is None and self.id_field == "id" and isinstance(rec.get("digest"), str):
+            idv = rec["digest"]  # CCNet: the sha1 of the text, stable and already unique-ish
+        source = f"{self.shard}:{pos}"
+        meta = rec.get("metadata")
+        if "url" not in rec and isinstance(meta, dict) and isinstance(meta.get("url"), str):
+            rec["url"] = meta["url"]  # Dolma keeps the URL in metadata; the dict stays as a column too
+        base = {
+            "id": _as_str(idv) if idv is not None else stable_id(self.shard, pos),
+            "url": _as_str(rec.pop("url", None)),
+            "date": _as_str(rec.get("date") if "date" in rec else rec.get("date_download")),
+            "source": source,
+            "html": rec.pop("html") if isinstance(rec.get("html"), str) else None,
+            "text": text if isinstance(text, str) else _as_str(text),
+        }
+        rec.pop("date", None)
+        reason = None
+        if base["text"] is None and base["html"] is None:
+            reason = "missing_text"
+        base[DROP_REASON] = reason
+        return base, {self.column_name(k): v for k, v in rec.items()}
+
+    def batch(self, items: list[tuple[dict, dict]]) -> pa.RecordBatch:
+        cols: dict[str, list] = {c: [b[c] for b, _ in items] for c in BASE_COLUMNS + (DROP_REASON,)}
+        if self.kinds is None:
+            names: dict[str, None] = {}
+            for _, extra in items:
+                for k in extra:
+                    names.setdefault(k, None)
+            self.kinds = {k: _kind([e.get(k) for _, e in items]) for k in names}
+        lost: dict[str, int] = {}
+        for k, kind in self.kinds.items():
+            vals = []
+            for _, e in items:
+                v, ok = _coerce(e.get(k), kind)
+                if not ok:
+                    lost[k] = lost.get(k, 0) + 1
+                vals.append(v)
+            cols[k] = vals
+        for _, e in items:
+            for k in e:
+                if k not in self.kinds:
+                    lost[k] = lost.get(k, 0) + 1
+        for k, n in lost.items():
+            self.reader.count("coerced", k, n)
+        schema = pa.schema([pa.field(DROP_REASON, pa.string())] +
+                           [pa.field(k, _ARROW[kind]) for k, kind in self.kinds.items()])
+        return make_batch(cols, schema)
+
+
+@register
+class JsonlReader(Reader):
+    """JSON lines (plain or gzip) -> `text` documents with the input's own fields as columns."""
+
+    format: ClassVar[str] = "jsonl"
+    content_column: ClassVar[str] = "text"
+    OPTIONS: ClassVar[set[str]] = {"text_field", "id_field", "max_bytes"}
+
+    def __init__(self, text_field: str = "auto", id_field: str = "id", max_bytes: int = 10_000_000,
+                 **params: Any) -> None:
+        check_params(self.format, params, set())
+        super().__init__(text_field=text_field, id_field=id_field, max_bytes=max_bytes)
+        self.text_field = text_field
+        self.id_field = id_field
+        self.max_bytes = int(max_bytes)
+
+    @classmethod
+    def sniff(cls, head: bytes, path: str) -> bool:
+        return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
+
+    def read(self, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+        shard = basename(path)
+        builder = TableBuilder(self, self.text_field, self.id_field, shard)
+        items: list[tuple[dict, dict]] = []
+        try:
+            f = open_input(path, "rb")
+        except Exception as e:  # noqa: BLE001
+            self.errors.append(f"cannot open: {type(e).__name__}: {e}")
+            return
+        with f:
+            lines = self._lines(f)
+            lineno = 0
+            while True:
+                try:
+                    line = next(lines)
+                    lineno += 1
+                    item = self._parse(line, lineno, builder)
+                    if item is not None:
+                        items.append(item)
+                    if len(items) >= batch_size:
+                        batch = builder.batch(items)
+                        items = []
+                    else:
+                        batch = None
+                except StopIteration:
+                    break
+                except OSError as e:
+                    self.errors.append(f"read error after line {lineno}: {type(e).__name__}: {e}")
+                    break
+                except Exception as e:  # noqa: BLE001 - bad data must not escape read()
+                    self.errors.append(f"reader error at line {lineno}: {type(e).__name__}: {e}")
+                    break
+                if batch is not None:
+                    yield batch
+        if items:
+            try:
+                batch = builder.batch(items)
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(f"reader error at line {lineno}: {type(e).__name__}: {e}")
+                return
+            yield batch
+
+    def _lines(self, f) -> Iterator[bytes]:
+        """Lines of a plain or gzip file; a truncated or corrupt gzip ends them with an error."""
+        stream = ByteStream(f)
+        limit = self.max_bytes + 1
+        while True:
+            line = stream.readline(limit)
+            if not line:
+                break
+            if len(line) >= limit and not line.endswith(b"\n"):
+                while True:  # drop the rest of an oversized line without holding it
+                    more = stream.readline(1 << 20)
+                    if not more or more.endswith(b"\n"):
+                        break
+                yield _TOO_LARGE
+                continue
+            if stream.error and not line.endswith(b"\n") and not stream.peekline():
+                break  # the cut line of a truncated file is not bad JSON, it is lost with the cut
+            yield line
+        if stream.error:
+            self.errors.append(stream.error)
+
+    def _parse(self, line: bytes, lineno: int, builder: TableBuilder) -> tuple[dict, dict] | None:
+        if line is _TOO_LARGE:
+            self.count("records", "json")
+            base = {"id": stable_id(builder.shard, lineno), "url": None, "date": None,
+                    "source": f"{builder.shard}:{lineno}", "html": None, "text": None,
+                    DROP_REASON: "too_large"}
+            return base, {}
+        if not line.strip():
+            return None
+        self.count("records", "json")
+        try:
+            rec = json.loads(line)
+        except (ValueError, RecursionError):
+            self.count("skipped", "bad_json")
+            return None
+        if not isinstance(rec, dict):
+            self.count("skipped", "bad_json")
+            return None
+        return builder.base(rec, lineno)

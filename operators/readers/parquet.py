@@ -1,0 +1,127 @@
+"""Parquet reader: row groups streamed as batches -> documents, other columns kept with their types.
+
+Parquet already has one schema per file, so the columns are consistent across batches; the reader
+only maps the input's own id/text/url/date onto the base columns (CCNet's `raw_content` and `digest`
+included) and renames fields that collide with engine-owned names.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from engine.documents import BASE_COLUMNS, DROP_REASON, make_batch
+from engine.io import open_input
+from engine.operator import Reader, register
+
+from .base import basename, check_params, stable_id
+from .jsonl import RENAME_PREFIX
+
+
+def _to_string(arr: pa.Array) -> pa.Array:
+    if pa.types.is_string(arr.type):
+        return arr
+    if pa.types.is_large_string(arr.type) or pa.types.is_dictionary(arr.type):
+        return arr.cast(pa.string())
+    try:
+        return pc.cast(arr, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        import json
+        return pa.array([None if v is None else json.dumps(v, default=str, ensure_ascii=False)
+                         for v in arr.to_pylist()], pa.string())
+
+
+@register
+class ParquetReader(Reader):
+    """Parquet files -> `text` documents with every other column kept."""
+
+    format: ClassVar[str] = "parquet"
+    content_column: ClassVar[str] = "text"
+    OPTIONS: ClassVar[set[str]] = {"text_field", "id_field"}
+
+    def __init__(self, text_field: str = "auto", id_field: str = "id", **params: Any) -> None:
+        check_params(self.format, params, set())
+        super().__init__(text_field=text_field, id_field=id_field)
+        self.text_field = text_field
+        self.id_field = id_field
+
+    @classmethod
+    def sniff(cls, head: bytes, path: str) -> bool:
+        return head[:4] == b"PAR1"
+
+    def read(self, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+        shard = basename(path)
+        try:
+            f = open_input(path, "rb")
+        except Exception as e:  # noqa: BLE001
+            self.errors.append(f"cannot open: {type(e).__name__}: {e}")
+            return
+        with f:
+            try:
+                pf = pq.ParquetFile(f)
+                batches = pf.iter_batches(batch_size=max(1, int(batch_size)))
+            except Exception as e:  # noqa: BLE001 - corrupt footer, not Parquet
+                self.errors.append(f"not a readable Parquet file: {type(e).__name__}: {e}")
+                return
+            row = 0
+            while True:
+                try:
+                    raw = next(batches)
+                    out = self._convert(raw, shard, row)
+                except StopIteration:
+                    break
+                except Exception as e:  # noqa: BLE001 - a corrupt row group ends the shard
+                    self.errors.append(f"corrupt Parquet data after row {row}: {type(e).__name__}: {e}")
+                    break
+                row += raw.num_rows
+                yield out
+
+    def _convert(self, raw: pa.RecordBatch, shard: str, row0: int) -> pa.RecordBatch:
+        n = raw.num_rows
+        names = raw.schema.names
+        self.count("records", "row", n)
+        tf = self.text_field
+        if tf == "auto":
+            tf = "text" if "text" in names else "raw_content" if "raw_content" in names else "text"
+        used = set()
+
+        def take(name: str) -> pa.Array | None:
+            if name in names:
+                used.add(name)
+                return _to_string(raw.column(name))
+            return None
+
+        text = take(tf)
+        ids = take(self.id_field)
+        positions = range(row0 + 1, row0 + n + 1)
+        fallback = None
+        if self.id_field == "id" and "digest" in names:
+            fallback = _to_string(raw.column("digest")).to_pylist()
+        if ids is None or ids.null_count:
+            idl = ids.to_pylist() if ids is not None else [None] * n
+            ids = pa.array([v if v is not None else (fallback[i] if fallback and fallback[i] else
+                                                     stable_id(shard, p))
+                            for i, (v, p) in enumerate(zip(idl, positions))], pa.string())
+        url = take("url")
+        date = take("date") if "date" in names else (_to_string(raw.column("date_download"))
+                                                     if "date_download" in names else None)
+        html = take("html") if "html" in names and pa.types.is_string(raw.schema.field("html").type) else None
+        cols: dict[str, Any] = {"id": ids, "url": url, "date": date,
+                                "source": [f"{shard}:{p}" for p in positions], "html": html, "text": text}
+        missing = [None] * n
+        if text is None and html is None:
+            missing = ["missing_text"] * n
+        else:
+            t_null = pc.is_null(text).to_pylist() if text is not None else [True] * n
+            h_null = pc.is_null(html).to_pylist() if html is not None else [True] * n
+            missing = ["missing_text" if a and b else None for a, b in zip(t_null, h_null)]
+        cols[DROP_REASON] = pa.array(missing, pa.string())
+        for name in names:
+            if name in used:
+                continue
+            col = name if name not in BASE_COLUMNS and not name.startswith("_") else RENAME_PREFIX + name.lstrip("_")
+            cols[col] = raw.column(name)
+        return make_batch(cols)

@@ -1,0 +1,178 @@
+"""A buffered byte stream over a plain or multi-member gzip file that knows where records start.
+
+Written instead of reusing warcio's reader because a corpus engine needs three things warcio hides:
+the compressed offset of every gzip member (for `source` and re-reading one record), a clear error
+when a member is truncated or corrupt (warcio silently returns the partial member), and bounded
+memory on files that were gzipped as one member (decompression is capped per call).
+"""
+from __future__ import annotations
+
+import bisect
+import zlib
+
+CHUNK = 1 << 16
+#: Most decoded bytes produced per decompress call: bounds memory on gzip bombs.
+OUT_CAP = 1 << 20
+_PADDING = b"\x00\r\n \t"
+
+
+class ByteStream:
+    """Decoded bytes with readline/read/skip/peek; stops (never raises) on a broken gzip member.
+
+    After a failure `error` holds a message and the stream behaves as ended, so a parser sees a short
+    record and can report it as truncated.
+    """
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+        self.buf = bytearray()
+        self.start = 0  # read position inside buf
+        self.base = 0  # decoded offset of buf[0]
+        self.eof = False
+        self.error: str | None = None
+        self.produced = 0  # decoded bytes produced so far
+        self.cpos = 0  # compressed offset of the next byte given to the decompressor
+        self.pending = raw.read(CHUNK) or b""
+        self.gz = self.pending[:2] == b"\x1f\x8b"
+        self.in_member = False
+        self.member_off = 0
+        self.dec = None
+        self.members: list[tuple[int, int]] = [] if self.gz else [(0, 0)]
+        self._member_starts: list[int] = [] if self.gz else [0]
+
+    # ------------------------------------------------------------ filling
+    def _fail(self, msg: str) -> None:
+        if self.error is None:
+            self.error = msg
+        self.eof = True
+
+    def _more_raw(self) -> bytes:
+        try:
+            return self.raw.read(CHUNK) or b""
+        except Exception as e:  # noqa: BLE001 - an I/O error ends the shard with a message
+            self._fail(f"read error at offset {self.cpos}: {type(e).__name__}: {e}")
+            return b""
+
+    def _fill(self) -> bool:
+        """Append decoded bytes to the buffer; False when nothing more can come."""
+        while not self.eof:
+            if not self.pending:
+                data = self._more_raw()
+                if not data:
+                    if self.in_member:
+                        self._fail(f"truncated gzip member at offset {self.member_off}: "
+                                   f"file ends inside it (after {self.cpos} bytes)")
+                    self.eof = True
+                    return False
+                self.pending = data
+            if not self.gz:
+                self.buf += self.pending
+                self.cpos += len(self.pending)
+                self.produced += len(self.pending)
+                self.pending = b""
+                return True
+            if not self.in_member:
+                if len(self.pending) < 2:
+                    more = self._more_raw()
+                    if more:
+                        self.pending += more
+                        continue
+                if not self.pending.startswith(b"\x1f\x8b"):
+                    if not self.pending.strip(_PADDING):
+                        self.cpos += len(self.pending)
+                        self.pending = b""
+                        continue
+                    self._fail(f"data at offset {self.cpos} after the last gzip member is not gzip "
+                               f"({bytes(self.pending[:16])!r})")
+                    return False
+                self.dec = zlib.decompressobj(31)
+                self.in_member = True
+                self.member_off = self.cpos
+                self.members.append((self.produced, self.cpos))
+                self._member_starts.append(self.produced)
+            data = self.pending
+            try:
+                out = self.dec.decompress(data, OUT_CAP)
+            except zlib.error as e:
+                self._fail(f"corrupt gzip member at offset {self.member_off}: {e}")
+                return False
+            if self.dec.eof:
+                rest = self.dec.unused_data
+                self.in_member = False
+            else:
+                rest = self.dec.unconsumed_tail
+            self.cpos += len(data) - len(rest)
+            self.pending = rest
+            if out:
+                self.buf += out
+                self.produced += len(out)
+                return True
+        return False
+
+    def _compact(self) -> None:
+        if self.start > CHUNK and self.start * 2 > len(self.buf):
+            del self.buf[: self.start]
+            self.base += self.start
+            self.start = 0
+
+    # ------------------------------------------------------------ reading
+    @property
+    def pos(self) -> int:
+        """Decoded offset of the next byte to read."""
+        return self.base + self.start
+
+    def offset_of(self, dpos: int) -> str:
+        """The record offset for a decoded position: the gzip member's compressed offset when the
+        record starts a member (the usual per-record gzip), else `member+delta`, or the plain offset."""
+        if not self.gz:
+            return str(dpos)
+        i = bisect.bisect_right(self._member_starts, dpos) - 1
+        if i < 0:
+            return f"0+{dpos}"
+        start, coff = self.members[i]
+        if i > 0:  # forget members before this one: offsets only move forward
+            del self.members[:i]
+            del self._member_starts[:i]
+        return str(coff) if start == dpos else f"{coff}+{dpos - start}"
+
+    def peekline(self, limit: int = CHUNK) -> bytes:
+        """The next line (with its newline) without consuming it; at most `limit` bytes."""
+        while True:
+            i = self.buf.find(b"\n", self.start, self.start + limit)
+            if i >= 0:
+                return bytes(self.buf[self.start: i + 1])
+            if len(self.buf) - self.start >= limit or not self._fill():
+                return bytes(self.buf[self.start: self.start + limit])
+
+    def readline(self, limit: int = CHUNK) -> bytes:
+        line = self.peekline(limit)
+        self.start += len(line)
+        self._compact()
+        return line
+
+    def read(self, n: int) -> bytes:
+        while len(self.buf) - self.start < n and self._fill():
+            pass
+        out = bytes(self.buf[self.start: self.start + n])
+        self.start += len(out)
+        self._compact()
+        return out
+
+    def skip(self, n: int) -> int:
+        """Discard n bytes without keeping them; returns how many were there."""
+        done = 0
+        while done < n:
+            avail = len(self.buf) - self.start
+            if avail == 0:
+                if not self._fill():
+                    break
+                continue
+            take = min(avail, n - done)
+            self.start += take
+            done += take
+            if self.start == len(self.buf):
+                self.base += self.start
+                self.buf.clear()
+                self.start = 0
+        self._compact()
+        return done
