@@ -1,0 +1,170 @@
+"""line_dedup: map -> (engine-style shuffle) -> reduce -> apply on constructed and real text."""
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from engine.documents import KEY, make_batch
+from engine.io import write_parquet_atomic
+from engine.operator import GlobalContext, get_operator
+from operators.dedup.line_dedup import LineDedup
+from operators.text_norm import normalize_line
+
+
+def shard_batch(shard: int, texts: list[str | None]) -> pa.RecordBatch:
+    keys = np.array([(shard << 32) | i for i in range(len(texts))], dtype=np.uint64)
+    return make_batch({"id": [f"s{shard}-{i}" for i in range(len(texts))], "text": texts,
+                       KEY: pa.array(keys, pa.uint64())})
+
+
+def serial(fn, items):
+    return [fn(i) for i in items]
+
+
+def run(shards: list[list[str | None]], tmp_path, partitions: int = 4, parallel=serial, **params):
+    """Run the three phases exactly as the engine does; returns (results per shard, stats)."""
+    op = LineDedup(partitions=partitions, **params)
+    op = pickle.loads(pickle.dumps(op))
+    op.ensure_setup()
+    work = tmp_path / f"work-{partitions}"
+    ctx = GlobalContext(workdir=str(work), num_shards=len(shards), num_partitions=op.num_partitions(),
+                        parallel=parallel,
+                        shard_names=[f"shard{i}" for i in range(len(shards))], output_dir=str(tmp_path))
+    batches = [shard_batch(s, texts) for s, texts in enumerate(shards)]
+    for s, b in enumerate(batches):
+        t = op.map(b)
+        assert t.column("_partition").type == pa.int32()
+        parts = t.column("_partition").to_numpy()
+        assert parts.min(initial=0) >= 0 and parts.max(initial=0) < partitions
+        for p in np.unique(parts):
+            write_parquet_atomic(t.filter(pc.equal(t.column("_partition"), int(p))),
+                                 f"{ctx.map_dir(int(p))}/{s:06d}.parquet")
+    stats = op.reduce(ctx)
+    from engine.io import exists, read_parquet
+    results = []
+    for s, b in enumerate(batches):
+        path = ctx.apply_path(s)
+        table = read_parquet(path) if exists(path) else None
+        results.append(op.apply(b, table))
+    return results, stats
+
+
+def kept_texts(res) -> list[str]:
+    return [t for t, k in zip(res.batch.column("text").to_pylist(), res.keep) if k]
+
+
+def test_registered_and_params():
+    assert get_operator("line_dedup") is LineDedup
+    with pytest.raises(Exception):
+        LineDedup(partitions=4, bogus=1)
+    assert LineDedup().num_partitions() == 16
+
+
+def test_fast_normalisation_equals_definition(shared_data):
+    from operators.text_norm import normalize_text, normalize_text_slow
+    texts = [(shared_data / "text" / "lingua" / f"{lang}.txt").read_text(encoding="utf-8")[:20000]
+             for lang in ("en", "de", "fr", "vi", "ru", "zh", "ja", "ar", "hi", "th", "el", "ko")]
+    texts.append("Ça\u0301 \u2028x\r\ty İstanbul ﬁ Ⅻ ① ３ \x00\x1f\x7f\u200b ;\u037e")
+    for t in texts:
+        assert normalize_text(t) == normalize_text_slow(t)
+        assert normalize_text(t).count("\n") == t.count("\n")
+
+
+def test_normalisation_like_ccnet():
+    assert normalize_line("  Héllo,   WORLD! 2024 ") == "hello world 0000"
+    assert normalize_line("Ça coûte 12,50 €.") == "ca coute 0000"
+    assert normalize_line("---") == ""
+
+
+def test_first_occurrence_across_shards_and_within_doc(tmp_path):
+    shards = [
+        ["alpha line one\nshared line here\nunique zero", "Shared line, HERE!\nother"],
+        ["shared line here\nbeta\nbeta\n\nbeta 1", "only dups: shared line here\nunique zero"],
+        [None, "unique zero", ""],
+    ]
+    res, stats = run(shards, tmp_path)
+    s0, s1, s2 = res
+    # shard 0 doc 0 owns "shared line here" and "unique zero"
+    assert s0.batch.column("text").to_pylist()[0] == "alpha line one\nshared line here\nunique zero"
+    # doc 1 of shard 0: normalised duplicate of an earlier line is removed
+    assert s0.batch.column("text").to_pylist()[1] == "other"
+    # shard 1 doc 0: cross-shard dup removed, in-doc "beta" repeat removed, blank line kept,
+    # "beta 1" normalises to "beta 0": a different line
+    assert s1.batch.column("text").to_pylist()[0] == "beta\n\nbeta 1"
+    assert s1.batch.column("text").to_pylist()[1] == "only dups: shared line here"
+    # shard 2: null text kept, doc made only of a duplicate dropped, empty doc kept
+    assert s2.keep.tolist() == [True, False, True]
+    assert s2.reasons[1] == "all_lines_duplicate"
+    assert s2.batch.column("text").to_pylist()[0] is None
+    # CCNet length columns
+    b = s1.batch
+    assert b.column("line_dedup_original_nlines").to_pylist()[0] == 5
+    assert b.column("line_dedup_nlines").to_pylist()[0] == 3
+    assert b.column("line_dedup_original_length").to_pylist()[0] == len(shards[1][0])
+    assert b.column("line_dedup_length").to_pylist()[0] == len("beta\n\nbeta 1")
+    assert s2.batch.column("line_dedup_length").to_pylist() == [0, 0, 0]
+    # removed: shard0 doc1 line0; shard1 doc0 lines 0, 2; shard1 doc1 line1; shard2 doc1 line0
+    # ("only dups: shared line here" is a distinct line)
+    assert stats["lines_removed"] == 5
+    assert stats["docs_with_removed_lines"] == 4
+
+
+def test_min_line_chars(tmp_path):
+    shards = [["ok\nlong enough line"], ["ok\nlong enough line\nnew"]]
+    res, _ = run(shards, tmp_path, min_line_chars=5)
+    assert res[1].batch.column("text").to_pylist() == ["ok\nnew"]
+
+
+def real_docs(shared_data) -> list[str]:
+    docs = []
+    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
+        with gzip.open(shared_data / "ccnet-reference" / name, "rt") as f:
+            docs.extend(json.loads(line)["text"] for line in f)
+    return docs
+
+
+def wiki_docs(shared_data, n: int) -> list[str]:
+    lines = (shared_data / "text" / "wikitext-2" / "valid.txt").read_text().split("\n")
+    lines = [ln for ln in lines if ln.strip()][:n * 6]
+    return ["\n".join(lines[i:i + 6]) for i in range(0, len(lines), 6)]
+
+
+def test_real_text_deterministic_across_partitions(shared_data, tmp_path):
+    docs = real_docs(shared_data)
+    wiki = wiki_docs(shared_data, 60)
+    # shard 1 repeats shard 0's documents (reordered and mixed with wiki paragraphs)
+    s0 = docs[:10] + wiki[:30]
+    s1 = wiki[20:60] + docs[5:20] + docs[:3]
+    r1, st1 = run([s0, s1], tmp_path, partitions=1)
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(2) as pool:                # reduce tasks pickled to other processes
+        r7, st7 = run([s0, s1], tmp_path, partitions=7, parallel=lambda fn, items: list(pool.map(fn, items)))
+    for a, b in zip(r1, r7):
+        assert a.batch.column("text").to_pylist() == b.batch.column("text").to_pylist()
+        assert a.keep.tolist() == b.keep.tolist()
+    assert st1["lines_removed"] == st7["lines_removed"] > 0
+    # shard 0 is untouched where its docs are internally unique; copies in shard 1 are dropped
+    kept1 = r1[1].keep
+    assert not kept1[-3:].any()                       # exact copies of shard 0 docs 0..2
+    assert set(r1[1].reasons[~kept1]) == {"all_lines_duplicate"}
+    assert not kept1[:10].any()                       # wiki[20:30] already in shard 0
+    assert kept1[10:40].all()                         # wiki[30:60] first seen here
+    # the invariant: over the whole output, no normalised (non-empty) line appears twice
+    seen = set()
+    for r in r7:
+        for t in kept_texts(r):
+            for line in t.split("\n"):
+                n = normalize_line(line)
+                if n:
+                    assert n not in seen
+                    seen.add(n)
+    # chars before/after are consistent
+    b = r1[0].batch
+    assert (np.array(b.column("line_dedup_length").to_pylist())
+            <= np.array(b.column("line_dedup_original_length").to_pylist())).all()
