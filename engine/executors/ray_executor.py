@@ -40,9 +40,9 @@ Fault tolerance
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -59,7 +59,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Folders of the repository never shipped to a cluster as the job's working directory.
 WORKING_DIR_EXCLUDES = [
     ".git", ".git/**", "out", "out/**", "bench-results", "bench-results/**", "**/__pycache__",
-    "*.egg-info", "**/*.pyc", ".pytest_cache", ".venv", "docker/*.tar", "**/_work",
+    "*.egg-info", "**/*.pyc", ".pytest_cache", ".venv", "docker/*.tar", "docker/data", "**/_work",
+    ".ruff_cache", ".benchmarks",
 ]
 
 try:  # the dead-actor error class moved between Ray versions
@@ -140,6 +141,8 @@ class RayExecutor:
         #: Number of shard attempts lost to a dead worker, per (stage, shard).
         self.failures: dict[tuple[int, int], int] = {}
         self._cpus = 1.0
+        self._want_cpus = 1.0
+        self.actor_start_timeout = 300.0
 
     # ------------------------------------------------------------------ cluster
     def connect(self) -> None:
@@ -167,8 +170,7 @@ class RayExecutor:
             elif ship:
                 kw["runtime_env"] = default_runtime_env()
         ray.init(**kw)
-        # Inside a submitted Ray Job, never disconnect: ray.shutdown() there drops the job's
-        # reference to its working_dir package, which Ray then deletes under the running driver.
+        # Inside a submitted Ray Job the connection belongs to the job: left to the process exit.
         self._we_started_ray = not inside_job
         self._size_actors()
 
@@ -177,13 +179,21 @@ class RayExecutor:
             self._cpus = float(self.num_cpus_per_worker)
             return
         total = float(ray.cluster_resources().get("CPU", 1.0))
-        # actors take at most half of the cluster's CPUs, so reduce tasks always find room
-        self._cpus = round(max(0.01, min(1.0, total / (2 * self.workers))), 3)
+        # what the fused chain asks for (its operators run one after another: the largest of their
+        # `resources.cpus`), but at most half of the cluster's CPUs over all actors, so that reduce
+        # tasks always find room
+        self._cpus = round(max(0.01, min(self._want_cpus, total / (2 * self.workers))), 3)
 
     def _new_actor(self, slot: int) -> Any:
         actor = _RemoteShardWorker.options(num_cpus=self._cpus, max_restarts=0, max_task_retries=0,
                                            name=None).remote()
-        pid = ray.get(actor.pid.remote())
+        try:
+            pid = ray.get(actor.pid.remote(), timeout=self.actor_start_timeout)
+        except ray.exceptions.GetTimeoutError:
+            ray.kill(actor, no_restart=True)
+            raise RuntimeError(
+                f"a worker actor (num_cpus={self._cpus}) did not start within {self.actor_start_timeout:.0f}s: "
+                f"the cluster has {ray.available_resources()} free; lower --workers or add nodes") from None
         if slot < len(self.actors):
             self.actors[slot], self.pids[slot] = actor, pid
         else:
@@ -197,10 +207,8 @@ class RayExecutor:
 
     def close(self) -> None:
         for a in self.actors:
-            try:
+            with contextlib.suppress(Exception):  # already dead
                 ray.kill(a, no_restart=True)
-            except Exception:  # noqa: BLE001 - already dead
-                pass
         self.actors, self.pids = [], []
         shutdown = self._shutdown if self._shutdown is not None else self._we_started_ray
         if shutdown and ray.is_initialized():
@@ -267,10 +275,8 @@ class RayExecutor:
                     if gen == generation[slot]:
                         # replace the dead actor once; its other calls fail too and are requeued
                         old = self.pids[slot]
-                        try:
+                        with contextlib.suppress(Exception):  # already gone
                             ray.kill(self.actors[slot], no_restart=True)
-                        except Exception:  # noqa: BLE001 - already gone
-                            pass
                         generation[slot] += 1
                         per_slot[slot] = 0
                         self._new_actor(slot)
@@ -295,6 +301,9 @@ class RayExecutor:
     def run(self, plan: JobPlan, graph: Graph, on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
         on_done = on_done or (lambda rec: None)
         plan = absolute_plan(plan)
+        wants = [float(getattr(op, "resources", None).cpus) for op in graph.operators
+                 if getattr(op, "resources", None) is not None]
+        self._want_cpus = max(wants) if wants else 1.0
         try:
             self.connect()
             self._ensure_actors()

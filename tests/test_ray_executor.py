@@ -1,0 +1,332 @@
+"""The Ray executor on real Ray: same output as the local executor, an actor killed mid-shard,
+a driver killed mid-job and re-run, on a 2-node cluster started on 127.0.0.1 by the tests.
+
+Every Ray process the tests start is stopped by its pid (the processes of the test cluster are
+recognised by its private temp dir), never with a broad `ray stop`.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+ray = pytest.importorskip("ray")
+
+from benchmarks.scaling import build_corpus, scaling_job
+from engine import io as eio
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+SHARDS, DOCS = 6, 300
+
+
+# ----------------------------------------------------------------- helpers (also used by test_submit)
+
+def free_port(start: int) -> int:
+    """A free TCP port on 127.0.0.1 at or above `start` (non-default ports: no clash with a cluster
+    someone else runs on 6379/8265)."""
+    for port in range(start, start + 2000):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+class LocalRayCluster:
+    """A real multi-node Ray cluster on this machine: `ray start --head` on 127.0.0.1 plus worker
+    nodes joining it, each node with its own temp dir (two nodes sharing /tmp/ray would unpack a
+    job's working_dir into the same folder and delete it under each other)."""
+
+    def __init__(self, workers: int = 1, cpus_per_node: int = 1, dashboard: bool = False, base_port: int = 23400):
+        self.root = Path(tempfile.mkdtemp(prefix="dct", dir="/tmp"))
+        self.port = free_port(base_port)
+        self.client_port = free_port(self.port + 1)
+        self.dashboard_port = free_port(self.client_port + 1) if dashboard else None
+        self.workers, self.cpus, self.dashboard = workers, cpus_per_node, dashboard
+        self.env = dict(os.environ, RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
+        self.env.pop("RAY_ADDRESS", None)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def _ray(self, *args: str) -> None:
+        proc = subprocess.run(["ray", "start", *args], env=self.env, capture_output=True, text=True, timeout=120,
+                              check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ray start {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+
+    def start(self) -> LocalRayCluster:
+        head = ["--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
+                "--ray-client-server-port", str(self.client_port), "--num-cpus", str(self.cpus),
+                "--temp-dir", str(self.root / "h"), "--disable-usage-stats"]
+        if self.dashboard:
+            head += ["--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
+                     "--dashboard-port", str(self.dashboard_port)]
+        else:
+            head += ["--include-dashboard", "false"]
+        self._ray(*head)
+        for i in range(self.workers):
+            self._ray("--address", self.address, "--node-ip-address", "127.0.0.1", "--num-cpus", str(self.cpus),
+                      "--temp-dir", str(self.root / f"w{i}"))
+        return self
+
+    def processes(self):
+        import psutil
+        mark = str(self.root)
+        own = []
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                if mark in " ".join(p.info["cmdline"] or []):
+                    own.append(p)
+            except (psutil.Error, TypeError):
+                continue
+        found = {p.pid: p for p in own}
+        for p in own:
+            try:
+                for c in p.children(recursive=True):
+                    found.setdefault(c.pid, c)
+            except psutil.Error:
+                pass
+        return list(found.values())
+
+    def actor_processes(self, name: str = "ShardWorker"):
+        import psutil
+        out = []
+        for p in self.processes():
+            try:
+                if name in " ".join(p.cmdline()):
+                    out.append(p)
+            except psutil.Error:
+                continue
+        return out
+
+    def stop(self) -> None:
+        import psutil
+        procs = self.processes()
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(procs, timeout=15)
+        subprocess.run(["rm", "-rf", str(self.root)], check=False)
+
+
+def read_tables(out: str | Path) -> tuple[list[dict], list[dict]]:
+    """Documents sorted by id and rejects sorted by (operator, id), as plain rows."""
+    out = str(out)
+    docs = [pq.read_table(f) for f in eio.listdir_files(f"{out}/documents", ".parquet")]
+    rej = [pq.read_table(f) for f in eio.listdir_files(f"{out}/rejects", ".parquet")]
+    d = pa.concat_tables(docs, promote_options="default").to_pylist() if docs else []
+    r = pa.concat_tables(rej, promote_options="default").to_pylist() if rej else []
+    # partition columns come from the folder names; the files hold everything else
+    return sorted(d, key=lambda x: x["id"]), sorted(r, key=lambda x: (x.get("operator") or "", x["id"]))
+
+
+def stats_summary(out: str | Path) -> dict:
+    s = eio.read_json(f"{out}/stats.json")
+    ops = {n: (o["docs_in"], o["docs_out"], dict(sorted(o["dropped"].items()))) for n, o in s["operators"].items()}
+    return {"total": s["total"], "operators": ops}
+
+
+def assert_same_output(out: str | Path, ref: str | Path) -> None:
+    docs, rejects = read_tables(out)
+    rdocs, rrejects = read_tables(ref)
+    ids = [d["id"] for d in docs]
+    assert len(ids) == len(set(ids)), "a document was written twice"
+    assert len(docs) == len(rdocs) and len(rejects) == len(rrejects)
+    assert docs == rdocs
+    assert rejects == rrejects
+    assert stats_summary(out) == stats_summary(ref)
+    assert stats_summary(out)["total"]["accounting_ok"]
+
+
+# ------------------------------------------------------------------------------------ fixtures
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, shared_data) -> list[str]:
+    return build_corpus(tmp_path_factory.mktemp("corpus"), shards=SHARDS, docs_per_shard=DOCS)
+
+
+@pytest.fixture(scope="module")
+def job() -> dict:
+    return scaling_job()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, corpus, job) -> Path:
+    """A clean run of the job with the local executor (2 worker processes)."""
+    from jobs.runjob import run_job
+    out = tmp_path_factory.mktemp("ref") / "out"
+    stats = run_job(job, inputs=corpus, out=str(out), executor="local", workers=2)
+    assert stats["total"]["accounting_ok"]
+    assert stats["total"]["documents_read"] == SHARDS * DOCS
+    return out
+
+
+_SHARED: dict = {}
+
+
+def shared_cluster(request) -> LocalRayCluster:
+    """One 2-node cluster (head with the dashboard / Jobs API + one worker node, 1 CPU each) for the
+    whole test session, shared by this module and test_submit; stopped when the session ends.
+    Starting it takes a while, so `boot_cluster` begins in the background at module start."""
+    if "cluster" not in _SHARED:
+        boot_cluster(request)
+    thread = _SHARED.get("thread")
+    if thread is not None:
+        thread.join()
+        _SHARED.pop("thread")
+    if "error" in _SHARED:
+        raise _SHARED["error"]
+    return _SHARED["cluster"]
+
+
+def boot_cluster(request) -> None:
+    import atexit
+    import threading
+    if "cluster" in _SHARED:
+        return
+    c = LocalRayCluster(workers=1, cpus_per_node=1, dashboard=True)
+    _SHARED["cluster"] = c
+
+    def start():
+        try:
+            c.start()
+        except Exception as e:  # noqa: BLE001 - re-raised in the test that needs the cluster
+            _SHARED["error"] = e
+
+    t = threading.Thread(target=start, daemon=True)
+    t.start()
+    _SHARED["thread"] = t
+    atexit.register(c.stop)
+    request.session.addfinalizer(c.stop)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _boot(request):
+    boot_cluster(request)
+
+
+@pytest.fixture(scope="module")
+def cluster(request):
+    c = shared_cluster(request)
+    yield c
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------- tests
+
+def test_same_output_as_local_executor(tmp_path, corpus, job, reference):
+    """A private local Ray instance (address None): same documents, rejects and stats as local."""
+    from engine.executors.ray_executor import RayExecutor
+    from engine.runner import finish, prepare_output
+    from jobs.runjob import plan_job
+
+    plan, graph = plan_job(job, corpus, str(tmp_path / "out"))
+    prepare_output(plan)
+    ex = RayExecutor(workers=2, max_in_flight=2, shutdown=False)
+    seen = []
+    try:
+        ex.run(plan, graph, seen.append)
+        assert ray.is_initialized()
+        # parallel(): Ray tasks, results in order (a module-level function every worker can import)
+        assert ex.parallel(math.factorial, list(range(25))) == [math.factorial(i) for i in range(25)]
+        assert ex.parallel(math.factorial, []) == []
+    finally:
+        ray.shutdown()
+    finish(plan, graph, 1.0)
+    assert len([r for r in seen if r["unit"].startswith("stage-0/")]) == SHARDS
+    assert ex.replaced == []
+    assert_same_output(tmp_path / "out", reference)
+
+
+def test_actor_killed_mid_shard_is_replaced_and_shard_redone(tmp_path, corpus, job, reference, cluster):
+    """On the 2-node cluster: when the first shard finishes, SIGKILL every actor process (each is in
+    the middle of its next shard); the executor replaces them, redoes their shards, and the output
+    equals the clean local run with nothing lost or doubled."""
+    from engine.executors.ray_executor import RayExecutor
+    from engine.runner import finish, prepare_output
+    from jobs.runjob import plan_job
+
+    plan, graph = plan_job(job, corpus, str(tmp_path / "out"))
+    prepare_output(plan)
+    ex = RayExecutor(workers=2, address=cluster.address, max_in_flight=2, max_retries=3)
+    killed: list[int] = []
+
+    def on_done(rec):
+        if not killed:
+            for pid in list(ex.pids):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    ex.run(plan, graph, on_done)
+    finish(plan, graph, 1.0)
+    assert len(killed) == 2
+    replaced_pids = {old for _, old, _ in ex.replaced}
+    assert replaced_pids == set(killed), ex.replaced
+    assert sum(ex.failures.values()) >= 2
+    assert_same_output(tmp_path / "out", reference)
+
+
+def test_driver_killed_mid_job_resumes_from_manifest(tmp_path, corpus, job, reference, cluster):
+    """`python -m jobs.cli run --executor ray` against the cluster, SIGKILLed after the first shard's
+    manifest record appears; the re-run finishes the job without redoing finished shards."""
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(yaml.safe_dump(job))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "jobs.cli", "run", str(job_file), *[a for p in corpus for a in ("-i", p)],
+           "-o", str(out), "--executor", "ray", "--address", cluster.address, "--workers", "2", "--quiet"]
+    manifest = out / "_work" / "manifest" / "stage-0"
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen(cmd, cwd=str(REPO), env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while not list(manifest.glob("shard-*.json")):
+                assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "no shard finished"
+                time.sleep(0.05)
+            first.send_signal(signal.SIGKILL)
+        finally:
+            if first.poll() is None:
+                first.kill()
+            first.wait()
+    # the dead driver's actors are killed by Ray; wait for them so nothing writes behind the re-run
+    deadline = time.monotonic() + 60
+    while cluster.actor_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not cluster.actor_processes(), "actors of the killed driver survived it"
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in manifest.glob("*.json")}
+    assert before and not (out / "stats.json").exists()
+    assert len([n for n in before if n.startswith("shard-")]) < SHARDS, "the kill came after the whole stage"
+
+    second = subprocess.run(cmd, cwd=str(REPO), env=cluster.env, capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+    for name, (mtime, content) in before.items():
+        p = manifest / name
+        assert p.stat().st_mtime_ns == mtime and p.read_bytes() == content, f"{name} was redone"
+    after = {p.name for p in manifest.glob("shard-*.json")}
+    assert len(after) == SHARDS
+    assert_same_output(out, reference)
