@@ -56,7 +56,8 @@ class ExecutorSpec(_Strict):
     workers: int = Field(default=2, ge=1)
     address: str | None = None
     batch_size: int = Field(default=256, ge=1)
-    #: Batches one Ray actor may hold in flight before the driver waits (backpressure).
+    #: Shard calls one Ray actor may hold queued before the driver waits (backpressure); inside a
+    #: shard, batches stream through the chain so memory is bounded by batch_size.
     max_in_flight: int = Field(default=2, ge=1)
     #: Times a failed shard is retried (worker killed, node lost) before the job fails.
     max_retries: int = Field(default=3, ge=0)
