@@ -1,0 +1,171 @@
+"""Connected components over partitioned edge files: alternating Large-Star / Small-Star.
+
+Why not union-find: a single-process union-find must hold a parent entry for every document in
+one process (what breaks datatrove and text-dedup at Common Crawl scale). Here no process ever
+holds more than one partition of the edges.
+
+Algorithm (Kiveris, Lattanzi, Mirrokni, Rastogi, Vassilvitskii: "Connected Components in
+MapReduce and Beyond", SoCC 2014). The graph is an edge list stored in both directions, hash
+partitioned by the first endpoint, so one partition holds the whole neighbourhood Γ(u) of each of
+its nodes u. Each round is one shuffle through files; a task handles one partition in numpy
+(sort by u, segment minima with `np.minimum.reduceat`):
+
+- Large-Star(u): m = min(Γ(u) ∪ {u}); emit (v, m) for every neighbour v > u.
+- Small-Star(u): N = {v ∈ Γ(u): v < u}, m = min(N ∪ {u}); emit (v, m) for v ∈ N ∪ {u}, v ≠ m.
+
+Both keep connectivity and only ever point nodes at smaller nodes. Alternating them converges in
+O(log² n) rounds (in practice LSH graphs, already stars around each bucket's smallest document,
+need 2-4) to a forest of stars, each centred on its component's smallest node. Termination is
+checked locally while doing Small-Star: the graph is a set of stars iff every node that has a
+smaller neighbour has degree 1; then Small-Star reproduces its input and we stop.
+Result: for every non-root node u one edge (u, root(u)) with root(u) < u.
+
+Memory: a task holds the edges of one partition (both directions): 2·E/P pairs of uint64 plus
+sort buffers, ~64·E/P bytes; the driver holds only counters. Nodes are keys (uint64, the
+engine's `_key`), so "smallest" is the global deterministic document order and the result does
+not depend on the number of partitions.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from engine.io import listdir_files, read_parquet, remove, write_parquet_atomic
+
+EDGE_SCHEMA = pa.schema([pa.field("u", pa.uint64()), pa.field("v", pa.uint64())])
+
+
+def node_partition(keys: np.ndarray, num_partitions: int) -> np.ndarray:
+    """Partition of each node key: fmix64(key) mod P (int64)."""
+    h = np.array(keys, dtype=np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB93FE53C4E63)
+        h ^= h >> np.uint64(33)
+    return (h % np.uint64(num_partitions)).astype(np.int64)
+
+
+def round_dir(root: str, r: int) -> str:
+    return f"{root}/round-{r:03d}"
+
+
+def part_dir(d: str, q: int) -> str:
+    return f"{d}/part-{q:05d}"
+
+
+def write_undirected(a: np.ndarray, b: np.ndarray, out_dir: str, source: int, num_partitions: int) -> int:
+    """Write edges {a, b} in both directions, partitioned by the first endpoint. Returns #rows."""
+    if len(a) == 0:
+        return 0
+    u = np.concatenate([a, b])
+    v = np.concatenate([b, a])
+    part = node_partition(u, num_partitions)
+    order = np.argsort(part, kind="stable")
+    u, v, part = u[order], v[order], part[order]
+    bounds = np.searchsorted(part, np.arange(num_partitions + 1))
+    for q in range(num_partitions):
+        lo, hi = bounds[q], bounds[q + 1]
+        if hi > lo:
+            t = pa.table({"u": pa.array(u[lo:hi]), "v": pa.array(v[lo:hi])}, schema=EDGE_SCHEMA)
+            write_parquet_atomic(t, f"{part_dir(out_dir, q)}/from-{source:05d}.parquet")
+    return len(u)
+
+
+def read_edges(d: str) -> tuple[np.ndarray, np.ndarray]:
+    """All directed edges of one partition folder, de-duplicated, sorted by (u, v)."""
+    files = listdir_files(d, ".parquet")
+    if not files:
+        z = np.zeros(0, np.uint64)
+        return z, z
+    us, vs = [], []
+    for f in files:
+        t = read_parquet(f, ["u", "v"])
+        us.append(t.column("u").to_numpy())
+        vs.append(t.column("v").to_numpy())
+    u, v = np.concatenate(us), np.concatenate(vs)
+    order = np.lexsort((v, u))
+    u, v = u[order], v[order]
+    if len(u) > 1:
+        keep = np.ones(len(u), dtype=bool)
+        keep[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
+        u, v = u[keep], v[keep]
+    return u, v
+
+
+def _segments(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start of each run of equal u (u sorted) and, per row, its run index."""
+    starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
+    seg = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(u))))
+    return starts, seg
+
+
+def large_star_task(args: tuple) -> dict:
+    in_dir, out_dir, q, num_partitions = args
+    u, v = read_edges(part_dir(in_dir, q))
+    if len(u) == 0:
+        return {"edges_in": 0, "edges_out": 0}
+    starts, seg = _segments(u)
+    m = np.minimum(np.minimum.reduceat(v, starts), u[starts])  # min of Γ(u) ∪ {u}
+    mm = m[seg]
+    sel = v > u
+    n = write_undirected(v[sel], mm[sel], out_dir, q, num_partitions)
+    return {"edges_in": len(u), "edges_out": n}
+
+
+def small_star_task(args: tuple) -> dict:
+    in_dir, out_dir, q, num_partitions = args
+    u, v = read_edges(part_dir(in_dir, q))
+    if len(u) == 0:
+        return {"edges_in": 0, "edges_out": 0, "violations": 0}
+    starts, seg = _segments(u)
+    deg = np.diff(np.append(starts, len(u)))
+    smaller = v < u
+    has_smaller = np.zeros(len(starts), dtype=bool)
+    np.logical_or.at(has_smaller, seg[smaller], True)
+    violations = int(np.count_nonzero(has_smaller & (deg > 1)))
+    # m = min(N ∪ {u}); since v sorted within each u, the first neighbour is the minimum
+    first = v[starts]
+    m = np.where(first < u[starts], first, u[starts])
+    mm = m[seg]
+    # emit (v, m) for v in N with v != m, and (u, m) for nodes with N non-empty
+    sel = smaller & (v != mm)
+    ua = u[starts][has_smaller]
+    a = np.concatenate([v[sel], ua])
+    b = np.concatenate([mm[sel], m[has_smaller]])
+    n = write_undirected(a, b, out_dir, q, num_partitions)
+    return {"edges_in": len(u), "edges_out": n, "violations": violations}
+
+
+def star_labels(d: str, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """(node, root) of every non-root node of partition q of a converged round folder."""
+    u, v = read_edges(part_dir(d, q))
+    sel = v < u
+    return u[sel], v[sel]
+
+
+def connected_components(root: str, num_partitions: int, parallel, max_rounds: int = 64) -> tuple[str, dict]:
+    """Run Large-Star/Small-Star from `round_dir(root, 0)` (edges written with `write_undirected`).
+
+    Returns the folder of the converged star graph (read it with `star_labels`) and stats.
+    """
+    cur = round_dir(root, 0)
+    stats = {"rounds": 0, "max_partition_edges": 0}
+    r = 0
+    while True:
+        if r >= 2 * max_rounds:
+            raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
+        nxt = round_dir(root, r + 1)
+        res = parallel(large_star_task, [(cur, nxt, q, num_partitions) for q in range(num_partitions)])
+        stats["max_partition_edges"] = max([stats["max_partition_edges"]] + [x["edges_in"] for x in res])
+        remove(cur)
+        cur, r = nxt, r + 1
+        nxt = round_dir(root, r + 1)
+        res = parallel(small_star_task, [(cur, nxt, q, num_partitions) for q in range(num_partitions)])
+        stats["max_partition_edges"] = max([stats["max_partition_edges"]] + [x["edges_in"] for x in res])
+        remove(cur)
+        cur, r = nxt, r + 1
+        stats["rounds"] += 1
+        if sum(x["violations"] for x in res) == 0:
+            return cur, stats

@@ -1,0 +1,403 @@
+"""MinHash signatures and LSH band keys for a whole batch at once, in numpy (pure functions).
+
+Pipeline for a batch of texts:
+
+1. normalise the whole batch as ONE string (lowercase, punctuation removed, ASCII digits folded
+   to 0, whitespace collapsed; see `tokenize`); documents are joined with a sentinel word so
+   boundaries survive;
+2. split into words and hash every word once with XXH3-64: numpy finds the word boundaries in
+   the normalised bytes and a vectorised, bit-exact numpy implementation of XXH3's short-input
+   path hashes all words of 1-16 bytes at once (no Python object per word); longer words go
+   through the xxhash library;
+3. word n-gram shingles (default n=5; a document shorter than n words is one shingle of all its
+   words): the n word hashes of a shingle are combined with a polynomial over uint64 (odd base,
+   wrapping arithmetic) and finalised with the murmur3 fmix64 mixer -- a 64-bit hash of the
+   shingle's word sequence computed for all shingles of all documents in a few numpy passes;
+4. permutations by multiply-shift universal hashing (Dietzfelbinger et al.): for the 64-bit
+   shingle hash x, h_i(x) = (a_i * x mod 2^64) >> 32 with a random odd 64-bit a_i (one uint64
+   multiply per element; an added b_i cost a third more time and did not change the estimate
+   quality, measured against datasketch in tests/test_minhash.py). It is laid out
+   (permutations x shingles) over the concatenated shingles of all documents, and the per-document minimum is `np.minimum.reduceat` along the shingle
+   axis. The shingle axis is processed in chunks (bounded memory whatever the document sizes; a
+   document spanning chunks is merged with np.minimum).
+
+Signatures are uint32 (num_perm per document), like datasketch's 32-bit values. Documents
+without any word get an all-0xFFFFFFFF signature and `valid=False`; they never join a bucket.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import xxhash
+
+EMPTY = np.uint32(0xFFFFFFFF)
+_SENTINEL = "\x02"  # survives normalisation as its own word: marks the start of every document
+# Normalisation: lowercase; every character that is not a word character (Unicode \w: letters
+# and digits of every script, and "_") becomes a space, so punctuation goes and all whitespace
+# collapses; ASCII digits fold to "0" (digits of other scripts are kept as they are).
+_NONASCII_NONWORD = re.compile(r"[^\w\x00-\x7f]+")
+_ASCII_TABLE = bytes(
+    (c + 32 if 65 <= c <= 90 else 48 if 48 <= c <= 57
+     else c if (97 <= c <= 122 or c == 95 or c == 2 or c >= 128) else 32)
+    for c in range(256)
+)
+_ASCII_TABLE_3 = _ASCII_TABLE[:3] + b"\x03" + _ASCII_TABLE[4:]  # keeps the \x03 marker of tokenize
+# polynomial base (odd, 64-bit) for combining word hashes into a shingle hash
+_BASE = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _split(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, lengths) of the runs of non-space bytes."""
+    edge = np.empty(len(arr) + 2, dtype=np.int8)
+    edge[0] = edge[-1] = 1
+    np.equal(arr, 32, out=edge[1:-1].view(bool))
+    d = np.diff(edge)
+    starts = np.flatnonzero(d == -1)
+    return starts, np.flatnonzero(d == 1) - starts
+
+
+def tokenize(text: str) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised words of `text` without a Python object per word.
+
+    Returns (buffers, buf, starts, lens): word i is buffers[buf[i]][starts[i]:starts[i]+lens[i]].
+    ASCII is normalised on bytes (`bytes.translate`: lowercase, non-word -> space, digit -> 0);
+    the words that still hold non-ASCII bytes (few, in Latin-script text) are joined with a marker
+    and get `str.lower` plus a regex for non-ASCII non-word characters in one pass, then are
+    spliced back in place. Every step works inside one space-delimited word, so the result of
+    a document does not depend on the documents batched with it.
+    """
+    nb = text.encode("utf-8", "surrogatepass").translate(_ASCII_TABLE)
+    arr = np.frombuffer(nb, dtype=np.uint8)
+    starts, lens = _split(arr)
+    if text.isascii():
+        return [nb], np.zeros(len(starts), np.int8), starts, lens
+    hp = np.flatnonzero(arr >= 128)  # non-ASCII bytes -> the words holding them
+    flagged = np.unique(np.searchsorted(starts, hp, side="right") - 1) if len(hp) else hp
+    if len(flagged) == 0:
+        return [nb], np.zeros(len(starts), np.int8), starts, lens
+    fs, fl = starts[flagged].tolist(), lens[flagged].tolist()
+    chunk = b" \x03 ".join([nb[x:x + n] for x, n in zip(fs, fl)]).decode("utf-8", "surrogatepass")
+    fixed = _NONASCII_NONWORD.sub(" ", chunk.lower()).encode("utf-8", "surrogatepass").translate(_ASCII_TABLE_3)
+    farr = np.frombuffer(fixed, dtype=np.uint8)
+    s2, l2 = _split(farr)
+    marker = (l2 == 1) & (farr[s2] == 3)
+    # sub-words of flagged word k lie between marker k-1 and marker k
+    mpos = np.flatnonzero(marker)
+    nsub = np.diff(np.concatenate([[-1], mpos, [len(s2)]])) - 1
+    s2, l2 = s2[~marker], l2[~marker]
+    counts = np.ones(len(starts), dtype=np.int64)
+    counts[flagged] = nsub
+    src = np.repeat(np.arange(len(starts)), counts)  # output word -> input word
+    st, ln = starts[src], lens[src]
+    buf = np.zeros(len(src), np.int8)
+    out_start = np.cumsum(counts) - counts
+    pos = np.repeat(out_start[flagged], nsub) + (np.arange(len(s2)) - np.repeat(np.cumsum(nsub) - nsub, nsub))
+    buf[pos] = 1
+    st[pos] = s2
+    ln[pos] = l2
+    return [nb, fixed], buf, st, ln
+
+
+def normalize(text: str) -> str:
+    """The normalisation used for shingling, as a string of space-separated words."""
+    bufs, buf, st, ln = tokenize(text.replace(_SENTINEL, " "))
+    return b" ".join(bufs[b][x:x + n] for b, x, n in zip(buf.tolist(), st.tolist(), ln.tolist())).decode(
+        "utf-8", "surrogatepass")
+
+
+def fmix64(h: np.ndarray) -> np.ndarray:
+    """murmur3's 64-bit finaliser (avalanche), in place on a uint64 array; returns it."""
+    with np.errstate(over="ignore"):
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB93FE53C4E63)
+        h ^= h >> np.uint64(33)
+    return h
+
+
+def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """xxh3_64 of every normalised word of every text, concatenated; plus per-doc word offsets.
+
+    Returns (hashes uint64 [W], offsets int64 [D+1]): words of doc d are hashes[offsets[d]:offsets[d+1]].
+    The batch is tokenised as one string, documents joined with a sentinel word.
+    """
+    texts = list(texts)
+    if not texts:
+        return np.zeros(0, np.uint64), np.zeros(1, np.int64)
+    joined = _SENTINEL + " " + (" " + _SENTINEL + " ").join(texts)
+    if joined.count(_SENTINEL) != len(texts):  # the sentinel inside a text is a space, as in normalize()
+        texts = [t.replace(_SENTINEL, " ") for t in texts]
+        joined = _SENTINEL + " " + (" " + _SENTINEL + " ").join(texts)
+    bufs, buf, st, ln = tokenize(joined)
+    if len(bufs) == 1:
+        h = hash_words(bufs[0], st, ln)
+    else:  # the few re-normalised non-ASCII words live in the second buffer
+        sub = np.flatnonzero(buf == 1)
+        st0, ln0 = st.copy(), ln.copy()
+        st0[sub], ln0[sub] = 0, 1
+        h = hash_words(bufs[0], st0, ln0)
+        h[sub] = hash_words(bufs[1], st[sub], ln[sub])
+    one = np.flatnonzero(ln == 1)
+    sent = one[(buf[one] == 0) & (np.frombuffer(bufs[0], np.uint8)[st[one]] == 2)]
+    assert len(sent) == len(texts)
+    # remove sentinels; doc d's words lie between sentinel d and sentinel d+1
+    keep = np.ones(len(h), dtype=bool)
+    keep[sent] = False
+    counts = np.diff(np.append(sent, len(h))) - 1
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return h[keep], offsets
+
+
+def split_hash(nb: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split bytes on spaces and xxh3_64 every word: (hashes, starts, lengths)."""
+    starts, lens = _split(np.frombuffer(nb, dtype=np.uint8))
+    return hash_words(nb, starts, lens), starts, lens
+
+
+def hash_words(nb: bytes, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """XXH3-64 (seed 0) of every word nb[s:s+n].
+
+    Words of 1-16 bytes (nearly all) are hashed by `xxh3_64_short`, a vectorised numpy
+    implementation of XXH3-64 for short inputs, bit-exact with the xxhash library (tested);
+    longer words go through `xxhash.xxh3_64_intdigest` one by one.
+    """
+    h = xxh3_64_short(nb, starts, lens)
+    long_ = np.flatnonzero(lens > 16)
+    if len(long_):
+        h[long_] = np.fromiter((xxhash.xxh3_64_intdigest(nb[s:s + n]) for s, n in
+                                zip(starts[long_].tolist(), lens[long_].tolist())), dtype=np.uint64, count=len(long_))
+    return h
+
+
+# XXH3's default secret, first 56 bytes (all that inputs of <= 16 bytes use)
+_XXH3_SECRET = bytes.fromhex(
+    "b8fe6c3923a44bbe7c01812cf721ad1cded46de9839097db7240a4a4b7b3671f"
+    "cb79e64eccc0e578825ad07dccff7221b8084674f743248e")
+
+
+def _s64(o: int) -> np.uint64:
+    return np.uint64(int.from_bytes(_XXH3_SECRET[o:o + 8], "little"))
+
+
+def _s32(o: int) -> int:
+    return int.from_bytes(_XXH3_SECRET[o:o + 4], "little")
+
+
+_BITFLIP_1_3 = np.uint64(_s32(0) ^ _s32(4))
+_BITFLIP_4_8 = _s64(8) ^ _s64(16)
+_BITFLIP_9_16_A = _s64(24) ^ _s64(32)
+_BITFLIP_9_16_B = _s64(40) ^ _s64(48)
+_U = np.uint64
+
+
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return (x << _U(r)) | (x >> _U(64 - r))
+
+
+def _mul128_fold64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    m = _U(0xFFFFFFFF)
+    al, ah, bl, bh = a & m, a >> _U(32), b & m, b >> _U(32)
+    ll, hl, lh, hh = al * bl, ah * bl, al * bh, ah * bh
+    cross = (ll >> _U(32)) + (hl & m) + lh
+    upper = (hl >> _U(32)) + (cross >> _U(32)) + hh
+    lower = (cross << _U(32)) | (ll & m)
+    return lower ^ upper
+
+
+def xxh3_64_short(data: bytes, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """XXH3-64 (seed 0) of data[s:s+n] for every (s, n) with 1 <= n <= 16, vectorised.
+
+    Entries with other lengths are left undefined (the caller fills them)."""
+    n = len(data)
+    buf = np.frombuffer(data + b"\0" * 16, dtype=np.uint8)
+    # unaligned little-endian 8- and 4-byte reads at every byte offset (views, no copy)
+    w8 = np.ndarray((n + 8,), dtype="<u8", buffer=buf, strides=(1,))
+    w4 = np.ndarray((n + 12,), dtype="<u4", buffer=buf, strides=(1,))
+    # group the words by length class (1-3: 1, 4-8: 2, 9-16: 3, longer: 4) with one stable sort, so each
+    # class is a contiguous slice (cheaper than three boolean masks and scatters)
+    cls = (lens >= 1).view(np.int8) + (lens >= 4).view(np.int8) + (lens >= 9).view(np.int8) + (lens >= 17).view(np.int8)
+    order = np.argsort(cls, kind="stable")
+    bounds = np.searchsorted(cls[order], np.arange(1, 5, dtype=np.int8))
+    st_all, ln_all = starts[order], lens[order]
+    hs = np.zeros(len(starts), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        lo, hi = bounds[0], bounds[1]
+        if hi > lo:
+            s, ln = st_all[lo:hi], ln_all[lo:hi]
+            h = ((buf[s].astype(_U) << _U(16)) | (buf[s + (ln >> 1)].astype(_U) << _U(24))
+                 | buf[s + ln - 1].astype(_U) | (ln.astype(_U) << _U(8)))
+            h ^= _BITFLIP_1_3  # XXH64 avalanche
+            h ^= h >> _U(33)
+            h *= _U(0xC2B2AE3D27D4EB4F)
+            h ^= h >> _U(29)
+            h *= _U(0x165667B19E3779F9)
+            h ^= h >> _U(32)
+            hs[lo:hi] = h
+        lo, hi = bounds[1], bounds[2]
+        if hi > lo:
+            s, ln = st_all[lo:hi], ln_all[lo:hi]
+            h = (w4[s + ln - 4].astype(_U) + (w4[s].astype(_U) << _U(32))) ^ _BITFLIP_4_8
+            h ^= _rotl(h, 49) ^ _rotl(h, 24)  # rrmxmx
+            h *= _U(0x9FB21C651E98DF25)
+            h ^= (h >> _U(35)) + ln.astype(_U)
+            h *= _U(0x9FB21C651E98DF25)
+            h ^= h >> _U(28)
+            hs[lo:hi] = h
+        lo, hi = bounds[2], bounds[3]
+        if hi > lo:
+            s, ln = st_all[lo:hi], ln_all[lo:hi]
+            a = w8[s] ^ _BITFLIP_9_16_A
+            b = w8[s + ln - 8] ^ _BITFLIP_9_16_B
+            h = ln.astype(_U) + a.byteswap() + b + _mul128_fold64(a, b)
+            h ^= h >> _U(37)  # XXH3 avalanche
+            h *= _U(0x165667919E3779F9)
+            h ^= h >> _U(32)
+            hs[lo:hi] = h
+    out = np.empty(len(starts), dtype=np.uint64)
+    out[order] = hs
+    return out
+
+
+def shingle_hashes(wh: np.ndarray, offsets: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of the word n-grams of every document (vectorised over all documents).
+
+    A document with fewer than `ngram` words (but at least one) has one shingle of all its words.
+    Returns (hashes uint64 [S], shingle offsets int64 [D+1]).
+    """
+    nwords = np.diff(offsets)
+    nsh = np.where(nwords >= ngram, nwords - ngram + 1, np.minimum(nwords, 1))
+    soff = np.zeros(len(nwords) + 1, dtype=np.int64)
+    np.cumsum(nsh, out=soff[1:])
+    total = int(soff[-1])
+    if total == 0:
+        return np.zeros(0, np.uint64), soff
+    doc = np.repeat(np.arange(len(nwords)), nsh)
+    start = offsets[:-1][doc] + (np.arange(total) - soff[:-1][doc])  # first word of each shingle
+    length = np.minimum(nwords[doc], ngram)
+    h = np.full(total, np.uint64(ngram), dtype=np.uint64)  # the n-gram order seeds the polynomial
+    with np.errstate(over="ignore"):
+        if (length == ngram).all():
+            for k in range(ngram):
+                h *= _BASE
+                h += wh[start + k]
+        else:
+            last = len(wh) - 1
+            for k in range(ngram):
+                m = k < length
+                nxt = h * _BASE + wh[np.minimum(start + k, last)]
+                h = np.where(m, nxt, h)
+    return fmix64(h), soff
+
+
+@lru_cache(maxsize=16)
+def permutations(num_perm: int, seed: int = 1) -> np.ndarray:
+    """Random odd multipliers of the multiply-shift family, a uint64 column vector [num_perm, 1]."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    a = rng.integers(0, 2**64, size=num_perm, dtype=np.uint64, endpoint=False) | np.uint64(1)
+    a.flags.writeable = False
+    return a.reshape(-1, 1)
+
+
+def minhash_from_shingles(sh: np.ndarray, soff: np.ndarray, num_perm: int, seed: int = 1,
+                          chunk: int = 4096) -> np.ndarray:
+    """Signatures [D, num_perm] uint32 from concatenated shingle hashes and their doc offsets."""
+    ndoc = len(soff) - 1
+    sig = np.full((ndoc, num_perm), EMPTY, dtype=np.uint32)
+    total = len(sh)
+    if total == 0:
+        return sig
+    a = permutations(num_perm, seed)
+    keys = sh
+    nsh = np.diff(soff)
+    doc_starts = soff[:-1][nsh > 0]
+    docs_nonempty = np.flatnonzero(nsh > 0)
+    buf = np.empty((num_perm, chunk), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for s0 in range(0, total, chunk):
+            s1 = min(s0 + chunk, total)
+            n = s1 - s0
+            out = buf[:, :n]
+            np.multiply(a, keys[s0:s1], out=out)
+            # segments: the docs starting inside the chunk, plus the one already running at s0
+            i0 = np.searchsorted(doc_starts, s0, side="right") - 1
+            i1 = np.searchsorted(doc_starts, s1, side="left")
+            starts = doc_starts[i0:i1].copy()
+            starts[0] = s0
+            m = np.minimum.reduceat(out, starts - s0, axis=1)  # [num_perm, nseg]
+            m >>= np.uint64(32)
+            docs = docs_nonempty[i0:i1]
+            mt = m.T.astype(np.uint32)
+            if doc_starts[i0] < s0:  # first segment continues a doc from the previous chunk
+                np.minimum(sig[docs[0]], mt[0], out=mt[0])
+            sig[docs] = mt
+    return sig
+
+
+def minhash_signatures(texts: Sequence[str], num_perm: int = 112, ngram: int = 5, seed: int = 1,
+                       chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """(signatures uint32 [D, num_perm], valid bool [D]) for a batch of texts."""
+    wh, off = word_hashes(texts)
+    sh, soff = shingle_hashes(wh, off, ngram)
+    sig = minhash_from_shingles(sh, soff, num_perm, seed, chunk)
+    return sig, np.diff(soff) > 0
+
+
+def jaccard_estimate(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
+    """Fraction of equal signature values (rows of two [N, P] arrays, or two [P] vectors)."""
+    return np.mean(sig_a == sig_b, axis=-1)
+
+
+# ---------------------------------------------------------------- LSH parameters and band keys
+
+def _integrate(f, lo: float, hi: float, n: int = 200) -> float:
+    if hi <= lo:
+        return 0.0
+    x = np.linspace(lo, hi, n + 1)
+    y = f(x)
+    return float(np.sum((y[1:] + y[:-1]) * 0.5 * np.diff(x)))
+
+
+def false_positive_area(threshold: float, b: int, r: int) -> float:
+    """Probability mass of becoming candidates below the threshold (integral of 1-(1-s^r)^b)."""
+    return _integrate(lambda s: 1.0 - (1.0 - s ** r) ** b, 0.0, threshold)
+
+
+def false_negative_area(threshold: float, b: int, r: int) -> float:
+    """Probability mass of missing candidates above the threshold (integral of (1-s^r)^b)."""
+    return _integrate(lambda s: (1.0 - s ** r) ** b, threshold, 1.0)
+
+
+def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.5,
+                  fn_weight: float = 0.5) -> tuple[int, int]:
+    """(bands, rows) with bands*rows <= num_perm minimising weighted FP + FN areas."""
+    best, best_err = (1, 1), float("inf")
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            err = fp_weight * false_positive_area(threshold, b, r) + fn_weight * false_negative_area(threshold, b, r)
+            if err < best_err - 1e-12:
+                best, best_err = (b, r), err
+    return best
+
+
+def band_keys(sig: np.ndarray, bands: int, rows: int, seed: int = 1) -> np.ndarray:
+    """64-bit key of every (document, band): [D, bands] uint64, vectorised over documents.
+
+    Each band's `rows` signature values are folded into a uint64 by a polynomial seeded with the
+    band index and the seed, then avalanched with fmix64.
+    """
+    if bands * rows > sig.shape[1]:
+        raise ValueError(f"bands*rows = {bands * rows} exceeds num_perm = {sig.shape[1]}")
+    s = sig[:, : bands * rows].astype(np.uint64).reshape(len(sig), bands, rows)
+    h = np.empty((len(sig), bands), dtype=np.uint64)
+    h[:] = (np.arange(bands, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x100000001B3))[None, :]
+    fmix64(h)
+    with np.errstate(over="ignore"):
+        for j in range(rows):
+            h *= _BASE
+            h += s[:, :, j]
+    return fmix64(h)
