@@ -330,3 +330,21 @@ def test_driver_killed_mid_job_resumes_from_manifest(tmp_path, corpus, job, refe
     after = {p.name for p in manifest.glob("shard-*.json")}
     assert len(after) == SHARDS
     assert_same_output(out, reference)
+
+
+def test_default_job_on_ray_matches_local(tmp_path):
+    """The user's path: `decant run --executor ray` on the bundled samples with jobs/default.yaml
+    (every operator, both barriers) writes what `--executor local` writes."""
+    outs = {}
+    for kind in ("local", "ray"):
+        out = tmp_path / kind
+        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+        env.pop("RAY_ADDRESS", None)
+        proc = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "-o", str(out), "--executor", kind,
+                               "--workers", "2", "-q"], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs[kind] = out
+    assert_same_output(outs["ray"], outs["local"])
+    docs, _ = read_tables(outs["local"])
+    assert docs and all(d["text"] for d in docs)
