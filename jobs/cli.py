@@ -69,6 +69,8 @@ def _run_with_progress(run_job, data: dict[str, Any], quiet: bool = False, **kw)
 
 def print_summary(stats: dict[str, Any]) -> None:
     out = Console()
+    if not out.is_terminal:
+        out = Console(width=140)  # logs and CI: keep the table on one line per operator
     t = Table(title="decant: kept and dropped per operator")
     for c in ("operator", "docs in", "docs out", "dropped", "top reasons", "seconds"):
         t.add_column(c, justify="left" if c in ("operator", "top reasons") else "right")
@@ -163,8 +165,31 @@ def _mount_optional() -> None:
 _mount_optional()
 
 
+MULTI_VALUE_OPTIONS = ("-i", "--input")
+
+
+def expand_multi_value(argv: list[str]) -> list[str]:
+    """`-i a b c` -> `-i a -i b -i c`: design.md's `-i PATH_OR_GLOB ...` takes several values
+    after one flag (as shell globs expand), which click options do not do by themselves."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        out.append(arg)
+        i += 1
+        if arg in MULTI_VALUE_OPTIONS:
+            first = True
+            while i < len(argv) and (first or not argv[i].startswith("-")):
+                if not first:
+                    out.append(arg)
+                out.append(argv[i])
+                first = False
+                i += 1
+    return out
+
+
 def main() -> None:
-    app()
+    app(args=expand_multi_value(sys.argv[1:]), prog_name="decant")
 
 
 if __name__ == "__main__":

@@ -177,3 +177,30 @@ def test_cli_run_default_job_on_bundled_samples(tmp_path, repo):
     assert stats["total"]["documents_kept"] > 0
     assert list((out / "documents").glob("language=*/bucket=*/*.parquet"))
     assert "documents read" in proc.stdout
+
+
+def test_expand_multi_value_input_flag():
+    from jobs.cli import expand_multi_value
+    assert expand_multi_value(["run", "job.yaml", "-i", "a", "b", "-o", "x", "--input", "c"]) == \
+        ["run", "job.yaml", "-i", "a", "-i", "b", "-o", "x", "--input", "c"]
+    assert expand_multi_value(["run", "-i", "-weird-name"]) == ["run", "-i", "-weird-name"]
+
+
+def test_cli_every_shared_warc_and_wet_file(tmp_path, repo, shared_data):
+    """Issue 2's bar: every file of shared/data/warc (with edge/) and wet through the default job:
+    exit 0, every document kept or rejected with a reason, every broken shard named."""
+    files = sorted(str(p) for d in ("warc", "warc/edge", "wet") for p in (shared_data / d).iterdir() if p.is_file())
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "-i", *files, "-o", str(out), "-q"],
+                          cwd=repo, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["job"]["inputs"] == len(files)
+    assert stats["total"]["accounting_ok"]
+    errors = " ".join(stats["reader"]["errors"])
+    for broken in ("clipped.warc.gz", "warcio-bad.arc", "warcio-example-space-in-url.arc"):
+        assert broken in errors
+    rejects = read_rejects(str(out))
+    assert rejects.num_rows == stats["total"]["documents_dropped"]
+    assert "binary_payload" in set(rejects.column("reason").to_pylist())
+    assert read_documents(str(out)).num_rows == stats["total"]["documents_kept"] > 0
