@@ -43,6 +43,8 @@ def machine() -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - a missing optional package is just not listed
             pass
     return {
+        "git_commit": git_commit(),
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -52,10 +54,27 @@ def machine() -> dict[str, Any]:
     }
 
 
+def git_commit() -> str | None:
+    """The repository's HEAD commit (with "-dirty" when the tree has changes), or None outside git."""
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def print_result(name: str, result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
     console = Console()
+    if not console.is_terminal or console.width < 150:  # wide tables stay readable in logs and CI
+        console = Console(width=160)
     rows = result.get("rows") or []
     if rows:
         t = Table(title=f"bench {name}")
@@ -97,3 +116,40 @@ def run(name: str, quick: bool = False, json_path: str | None = None) -> dict[st
     with open(path, "w") as f:
         json.dump(result, f, indent=1, default=str)
     return result
+
+
+def run_all(quick: bool = True, json_path: str | None = None, out_dir: str = "bench-results") -> dict[str, Any]:
+    """Run the quick set (every module with QUICK = True), one JSON per benchmark in out_dir, and print
+    the seconds each took and the total (the quick set's budget is 10 minutes on 2 cores). A benchmark
+    that fails is reported and the others still run."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t0 = time.perf_counter()
+    results: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    for name, mod in available().items():
+        if not getattr(mod, "QUICK", False):
+            continue
+        t = time.perf_counter()
+        try:
+            results[name] = run(name, quick=quick, json_path=os.path.join(out_dir, f"{name}.json"))
+        except Exception as e:  # noqa: BLE001 - one broken benchmark must not hide the others' figures
+            results[name] = {"benchmark": name, "error": f"{type(e).__name__}: {e}"}
+        seconds[name] = round(time.perf_counter() - t, 2)
+    total = round(time.perf_counter() - t0, 2)
+    t = Table(title=f"decant bench all ({'quick' if quick else 'full'}): {total:.0f} s in all")
+    t.add_column("benchmark")
+    t.add_column("seconds", justify="right")
+    t.add_column("status")
+    for name, s in seconds.items():
+        t.add_row(name, f"{s:.1f}", results[name].get("error", "ok"))
+    t.add_row("TOTAL", f"{total:.1f}", "")
+    Console(width=160).print(t)
+    summary = {"quick": quick, "machine": machine(), "total_seconds": total, "seconds": seconds,
+               "benchmarks": results}
+    if json_path:
+        os.makedirs(os.path.dirname(json_path) or ".", exist_ok=True)
+        with open(json_path, "w") as f:
+            json.dump(summary, f, indent=1, default=str)
+    return summary

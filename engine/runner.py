@@ -111,9 +111,10 @@ def _batches_from_reader(plan: JobPlan, shard: int, stats: StageStats) -> Iterat
     it = iter(reader.read(path, plan.spec.executor.batch_size))
     try:
         while True:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             batch = next(it, None)
             stats.op("reader")["seconds"] += time.perf_counter() - t0
+            _add_cpu(stats, "reader", c0)
             if batch is None:
                 break
             n = batch.num_rows
@@ -157,9 +158,17 @@ def _run_op(op: Operator, batch: pa.RecordBatch, rejects, stats: StageStats) -> 
     if batch.num_rows == 0:
         return batch
     nbytes = content_bytes(batch)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = op.process(batch)
+    _add_cpu(stats, op.name, c0)
     return _route(op.name, res, rejects, stats, time.perf_counter() - t0, batch.num_rows, nbytes)
+
+
+def _add_cpu(stats: StageStats, name: str, c0: float) -> None:
+    """CPU seconds (user + system, this process) beside the wall-clock `seconds`: per-core rates that
+    stay true when the machine is shared."""
+    s = stats.op(name)
+    s["cpu_seconds"] = s.get("cpu_seconds", 0.0) + (time.process_time() - c0)
 
 
 def _reader_drops(batch: pa.RecordBatch, rejects, stats: StageStats) -> pa.RecordBatch:
@@ -260,9 +269,10 @@ def run_shard_stage(plan: JobPlan, stage_index: int, shard: int) -> dict[str, An
         if batch.num_rows == 0:
             continue
         if stage.map_op is not None:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             mapper.write(stage.map_op.map(batch))
             stats.op(stage.map_op.name)["seconds"] += time.perf_counter() - t0
+            _add_cpu(stats, stage.map_op.name, c0)
             if carry_writer is None:
                 eio.makedirs(staging)
                 fs, p = eio.fs_and_path(carry_path)
@@ -337,22 +347,28 @@ def worker_memory(role: str = "worker") -> dict[str, Any]:
     import socket
     try:
         import resource
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        peak_kb, cpu = ru.ru_maxrss, ru.ru_utime + ru.ru_stime  # ru_maxrss: KiB on Linux
     except (ImportError, OSError):
-        peak_kb = 0
-    return {"pid": os.getpid(), "host": socket.gethostname(), "role": role, "max_rss_mb": round(peak_kb / 1024, 1)}
+        peak_kb, cpu = 0, 0.0
+    return {"pid": os.getpid(), "host": socket.gethostname(), "role": role, "max_rss_mb": round(peak_kb / 1024, 1),
+            "cpu_seconds": round(cpu, 3)}
 
 
 def peak_rss(units: list[dict[str, Any]]) -> dict[str, Any]:
-    """Peak RSS per worker process (MB) over a job's units, and the largest of them."""
+    """Peak RSS per worker process (MB) over a job's units, the largest of them, and the CPU seconds
+    the worker processes used (user + system, cumulative per process: the last unit's value counts)."""
     per: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     for u in units:
         w = (u or {}).get("worker")
         if w and w.get("max_rss_mb"):
             key = f"{w.get('role', 'worker')}:{w.get('host', '')}:{w.get('pid')}"
             per[key] = max(per.get(key, 0.0), float(w["max_rss_mb"]))
+            cpu[key] = max(cpu.get(key, 0.0), float(w.get("cpu_seconds") or 0.0))
     workers = {k: v for k, v in per.items() if not k.startswith("driver:")}
-    return {"peak_rss_mb": max(workers.values()) if workers else None, "rss_mb_per_process": per}
+    return {"peak_rss_mb": max(workers.values()) if workers else None, "rss_mb_per_process": per,
+            "worker_cpu_seconds": round(sum(v for k, v in cpu.items() if not k.startswith("driver:")), 3)}
 
 
 def finish(plan: JobPlan, graph: Graph, wall_seconds: float, keep_work: bool = False) -> dict[str, Any]:

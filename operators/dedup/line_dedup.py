@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import xxhash
 
 from engine.documents import KEY, TEXT, set_column
 from engine.io import read_parquet, remove, write_parquet_atomic
 from engine.operator import GlobalContext, GlobalOperator, Params, Resources, Result, register
 from operators.text_norm import normalize_lines
-
-import xxhash
 
 _h64 = xxhash.xxh3_64_intdigest
 
@@ -206,7 +205,7 @@ def _reduce_partition(item: tuple[int, list[str], str]) -> dict:
                                            "line": pa.array(rl[s:e], pa.uint32())},
                                           schema=APPLY_SCHEMA), path)
             pieces.append((sh, path))
-    return {"lines": int(len(h)), "unique": unique, "removed": int(len(rk)), "pieces": pieces}
+    return {"lines": len(h), "unique": unique, "removed": len(rk), "pieces": pieces}
 
 
 def _merge_shard(item: tuple[int, list[str], str]) -> tuple[str, int]:
@@ -220,5 +219,5 @@ def _merge_shard(item: tuple[int, list[str], str]) -> tuple[str, int]:
     path = f"{root}/merged/shard-{shard:06d}.parquet"
     write_parquet_atomic(pa.table({"key": pa.array(k, pa.uint64()), "line": pa.array(ln, pa.uint32())},
                                   schema=APPLY_SCHEMA), path)
-    ndocs = int(len(np.unique(k))) if len(k) else 0
+    ndocs = len(np.unique(k)) if len(k) else 0
     return path, ndocs
