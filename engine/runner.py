@@ -388,6 +388,15 @@ def finish(plan: JobPlan, graph: Graph, wall_seconds: float, keep_work: bool = F
     return stats
 
 
+def run_stages(plan: JobPlan, graph: Graph, run_stage: Callable[[JobPlan, int, Callable], None],
+               parallel: Callable[[Callable, list], list], on_done: Callable[[dict[str, Any]], None]) -> None:
+    """The order every executor follows: each stage's shards, then its barrier (reduce) if any."""
+    for stage in graph.stages:
+        run_stage(plan, stage.index, on_done)
+        if stage.map_op is not None:
+            run_reduce(plan, stage.index, parallel)
+
+
 def pending_shards(plan: JobPlan, stage_index: int) -> list[int]:
     manifest = eio.Manifest(plan.out)
     return [s for s in range(len(plan.inputs)) if not manifest.done(plan.unit(stage_index, s))]

@@ -14,7 +14,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from engine.graph import Graph
-from engine.runner import JobPlan, pending_shards, run_reduce, run_shard_stage
+from engine.runner import JobPlan, pending_shards, run_shard_stage, run_stages
 
 
 class LocalExecutor:
@@ -84,9 +84,6 @@ class LocalExecutor:
     def run(self, plan: JobPlan, graph: Graph, on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
         on_done = on_done or (lambda rec: None)
         try:
-            for stage in graph.stages:
-                self.run_stage(plan, stage.index, on_done)
-                if stage.map_op is not None:
-                    run_reduce(plan, stage.index, self.parallel)
+            run_stages(plan, graph, self.run_stage, self.parallel, on_done)
         finally:
             self.close()

@@ -52,7 +52,7 @@ import ray
 from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from engine.graph import Graph
-from engine.runner import JobPlan, pending_shards, run_reduce, run_shard_stage
+from engine.runner import JobPlan, pending_shards, run_shard_stage, run_stages
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -307,10 +307,7 @@ class RayExecutor:
         try:
             self.connect()
             self._ensure_actors()
-            for stage in graph.stages:
-                self.run_stage(plan, stage.index, on_done)
-                if stage.map_op is not None:
-                    run_reduce(plan, stage.index, self.parallel)
+            run_stages(plan, graph, self.run_stage, self.parallel, on_done)
         finally:
             self.close()
 

@@ -31,19 +31,14 @@ import numpy as np
 import pyarrow as pa
 
 from engine.io import listdir_files, read_parquet, remove, write_parquet_atomic
+from operators.dedup.minhash import fmix64
 
 EDGE_SCHEMA = pa.schema([pa.field("u", pa.uint64()), pa.field("v", pa.uint64())])
 
 
 def node_partition(keys: np.ndarray, num_partitions: int) -> np.ndarray:
     """Partition of each node key: fmix64(key) mod P (int64)."""
-    h = np.array(keys, dtype=np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xC4CEB93FE53C4E63)
-        h ^= h >> np.uint64(33)
+    h = fmix64(np.array(keys, dtype=np.uint64, copy=True))
     return (h % np.uint64(num_partitions)).astype(np.int64)
 
 
