@@ -341,8 +341,23 @@ def run_reduce(plan: JobPlan, stage_index: int, parallel: Callable[[Callable, li
     return record
 
 
+def _vm_hwm_kb() -> int:
+    """Peak RSS of this process's own address space (Linux VmHWM, KiB); 0 where unavailable.
+
+    Preferred to ru_maxrss, which Linux carries over from the parent's memory across fork/exec, so a
+    worker spawned by a large driver would report the driver's size."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def worker_memory(role: str = "worker") -> dict[str, Any]:
-    """The process's peak resident memory so far (ru_maxrss: the high-water mark of this worker)."""
+    """The process's peak resident memory so far (the high-water mark of this worker) and CPU time."""
     import os
     import socket
     try:
@@ -351,6 +366,7 @@ def worker_memory(role: str = "worker") -> dict[str, Any]:
         peak_kb, cpu = ru.ru_maxrss, ru.ru_utime + ru.ru_stime  # ru_maxrss: KiB on Linux
     except (ImportError, OSError):
         peak_kb, cpu = 0, 0.0
+    peak_kb = _vm_hwm_kb() or peak_kb
     return {"pid": os.getpid(), "host": socket.gethostname(), "role": role, "max_rss_mb": round(peak_kb / 1024, 1),
             "cpu_seconds": round(cpu, 3)}
 

@@ -125,15 +125,7 @@ def bench(
         Console().print(t)
         return
     if name == "all":
-        import json
-        import os
-        results = {}
-        for n, mod in benches.items():
-            if getattr(mod, "QUICK", False):
-                results[n] = harness.run(n, quick=not full, json_path=os.path.join("bench-results", f"{n}.json"))
-        if json_path:
-            with open(json_path, "w") as f:
-                json.dump(results, f, indent=1, default=str)
+        harness.run_all(quick=not full, json_path=json_path)
         return
     harness.run(name, quick=not full, json_path=json_path)
 
