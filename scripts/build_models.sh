@@ -27,6 +27,20 @@ $PY -m jobs.lm train --lang en --wikitext --vocab-size 8000 --order 5 --prune "0
 $PY -m jobs.lm cutoffs -m "$OUT" --lang en --lines-per-doc 4 -i "$DATA/text/lingua/en.txt" \
     --source "shared/data/text/lingua/en.txt (all lines, 4 per document)" >/dev/null
 
+# English cut-offs re-taken on real web pages, as CCNet takes its cut-offs from the crawl itself: the
+# gold main text of the 181 pages of the scrapinghub article-extraction benchmark, language-identified
+# by decant (only languages with >= 10 pages are replaced: English).
+$PY - "$DATA/extraction/scrapinghub-aeb/ground-truth.json" "$TMP/aeb.jsonl" <<'PYEOF'
+import json, sys
+gt = json.load(open(sys.argv[1]))
+with open(sys.argv[2], "w") as f:
+    for k, v in sorted(gt.items()):
+        f.write(json.dumps({"id": k, "text": v["articleBody"], "url": v.get("url")}) + "\n")
+PYEOF
+$PY -m jobs.cli run -i "$TMP/aeb.jsonl" -o "$TMP/aeb-out" --set 'pipeline=[{langid: {}}]' -q >/dev/null
+$PY -m jobs.lm cutoffs -m "$OUT" -i "$TMP/aeb-out" \
+    --source "shared/data/extraction/scrapinghub-aeb gold article text (web pages), langid by decant" >/dev/null
+
 for lang in $LINGUA_LANGS; do
     src="$DATA/text/lingua/$lang.txt"
     grep . "$src" > "$TMP/$lang.all.txt"          # non-empty lines (no pipe into head: pipefail)
