@@ -15,6 +15,8 @@ done
 # the stock pip resolves an old trafilatura that misses lxml_html_clean
 "$PY" -m pip install --quiet --upgrade pip
 "$PY" -m pip install --quiet -e ".${extras}"
+# pyenv installs: make the new `decant` entry point visible on PATH
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
 bash scripts/build_kenlm.sh
 if [ -n "$extras" ]; then
   # headless Chromium renders the HTML report in tests/test_report.py
