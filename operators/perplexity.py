@@ -293,6 +293,7 @@ class Perplexity(Operator):
             cut_path = REPO_ROOT / cut_path
         if cut_path.is_file():
             self.cutoffs = load_cutoffs(cut_path, p.percentiles)
+            _warn_on_mode_mismatch(cut_path, p.line_mode)
         elif p.cutoffs:
             raise FileNotFoundError(f"perplexity: cut-offs file {cut_path} not found")
         else:
@@ -356,3 +357,26 @@ class Perplexity(Operator):
         if self.params.drop_missing:
             return Result(batch, has_model, np.where(has_model, None, "no_model").astype(object))
         return Result(batch)
+
+
+def _warn_on_mode_mismatch(path: Path, line_mode: str) -> None:
+    """Cut-offs only mean something for the scoring mode they were computed in: say so when they differ
+    (CCNet's own cutoff.csv was computed on whole documents, i.e. `line_mode: ccnet`)."""
+    import json
+    import logging
+    if path.suffix == ".csv":
+        recorded = "ccnet"
+    else:
+        try:
+            meta = json.loads(path.read_text()).get("_meta", {}).get("languages", {})
+        except (OSError, ValueError, AttributeError):
+            return
+        modes = {v.get("line_mode") for v in meta.values() if isinstance(v, dict) and v.get("line_mode")}
+        if len(modes) != 1:
+            return
+        recorded = modes.pop()
+    if recorded != line_mode:
+        logging.getLogger("decant.perplexity").warning(
+            "perplexity: cut-offs in %s were computed with line_mode=%s but the operator scores with "
+            "line_mode=%s; buckets will be skewed (set line_mode: %s or recompute with decant lm cutoffs)",
+            path, recorded, line_mode, recorded)

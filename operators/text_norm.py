@@ -1,7 +1,9 @@
 """Text normalisation shared by line dedup (and any operator that needs CCNet-style keys).
 
-CCNet's dedup key for a line: lowercase, digits -> 0, accents stripped (Unicode NFD then the
-combining marks dropped), punctuation removed, whitespace collapsed. We drop every character of a
+The dedup key for a line: lowercase, digits -> 0, accents stripped (Unicode NFD then the combining
+marks dropped), punctuation removed, whitespace collapsed. This is CCNet's `normalize_for_dedup`
+(lowercase, digits -> 0, punctuation and non-printing characters removed) plus accent stripping, as
+our line-dedup contract asks: it removes somewhat more lines than CCNet ("Héllo" and "hello" match). We drop every character of a
 Unicode punctuation (P*) or symbol (S*) category, combining marks (Mn, Me) and non-printing
 characters (Cc/Cf/Co/Cs/Cn other than whitespace); every Unicode decimal digit (Nd) becomes "0".
 

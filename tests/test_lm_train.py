@@ -164,6 +164,13 @@ def test_iter_documents_reads_ccnet_output(shared_data):
     assert len(docs) == 20 and all(lang == "en" and len(t) > 100 for t, lang in docs)
 
 
+def test_iter_documents_skips_bad_json_lines(tmp_path):
+    # One cut or garbled line made `decant lm train/cutoffs` die with JSONDecodeError.
+    p = tmp_path / "c.jsonl"
+    p.write_text('{"text": "one", "language": "en"}\n{broken\n[1, 2]\n{"text": "two", "language": "en"}\n')
+    assert list(iter_documents([p])) == [("one", "en"), ("two", "en")]
+
+
 def test_iter_documents_reads_a_decant_output_folder(tmp_path, shared_data):
     import pyarrow as pa
     import pyarrow.parquet as pq

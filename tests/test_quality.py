@@ -160,6 +160,17 @@ def test_languages_without_spaces(shared_data, en):
     assert reasons(res) == [None, "gopher_min_words"]
 
 
+def test_c4_counts_cjk_sentences_without_spaces(shared_data):
+    # Chinese and Japanese put no space after 。！？: a paragraph of 12 real sentences on one line
+    # counted as 1 sentence, so c4_min_sentences dropped nearly every zh/ja page.
+    zh = "".join(sentences(shared_data, "zh")[:12])
+    ja = "".join(sentences(shared_data, "ja")[:12])
+    res = run([zh, ja, "短句。"], language=["zh", "ja", "zh"], rules=["c4"])
+    counts = res.batch.column("quality_c4_sentences").to_pylist()
+    assert counts[0] >= 10 and counts[1] >= 10 and counts[2] == 1
+    assert reasons(res) == [None, None, "c4_min_sentences"]
+
+
 # ---------------------------------------------------------------- plain-Python reference
 
 def ref_signals(text: str) -> dict[str, float]:

@@ -367,6 +367,72 @@ def test_charset_module_unit():
     assert text == "hi"
 
 
+def test_escape_codec_charset_is_refused_not_a_crash(tmp_path):
+    # A page declaring charset=unicode_escape (not UTF-8, so the declaration is tried) decoded to a
+    # lone surrogate from "\\ud800": the batch could not become Arrow and read() raised.
+    def rec(rid, body, ctype):
+        http = b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype + b"\r\n\r\n" + body
+        return (b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:%s>\r\n"
+                b"WARC-Target-URI: http://e.org/\r\nContent-Type: application/http; msgtype=response\r\n"
+                b"Content-Length: %d\r\n\r\n" % (rid, len(http)) + http + b"\r\n\r\n")
+    p = tmp_path / "esc.warc"
+    p.write_bytes(rec(b"1", b"<html><body>caf\xe9 \\ud800 x</body></html>", b"text/html; charset=unicode_escape")
+                  + rec(b"2", b"<html><body>next</body></html>", b"text/html"))
+    reader, rows, _ = read_all(p)
+    assert [r["id"] for r in rows] == ["1", "2"] and reader.errors == []
+    assert "café \\ud800" in rows[0]["html"]
+    for label in ("unicode_escape", "raw-unicode-escape", "punycode", "idna"):
+        assert charset.normalize(label) is None
+
+
+def test_jsonl_lone_surrogate_escape_does_not_end_the_shard(tmp_path):
+    p = tmp_path / "s.jsonl"
+    p.write_bytes(b'{"id": "a", "text": "before"}\n'
+                  b'{"id": "b", "text": "cut emoji \\ud83d here", "title": "\\udc80"}\n'
+                  b'{"id": "c", "text": "pair \\ud83d\\ude00 ok"}\n')
+    reader, rows, _ = read_all(p)
+    assert reader.errors == []
+    assert [r["id"] for r in rows] == ["a", "b", "c"]
+    assert rows[1]["text"] == "cut emoji \ufffd here" and rows[1]["title"] == "\ufffd"
+    assert rows[2]["text"] == "pair \U0001f600 ok"
+
+
+def test_jsonl_columns_do_not_depend_on_batch_size(tmp_path):
+    # The extra columns' types came from the first *batch*: with batch_size=1 a float after an int
+    # was lost and a later field dropped, with batch_size=100 both were kept.
+    p = tmp_path / "k.jsonl"
+    p.write_text('{"id":"a","text":"x","score":1}\n{"id":"b","text":"y","score":2.5}\n'
+                 '{"id":"c","text":"z","score":3,"extra":true}\n' +
+                 "".join(f'{{"id":"n{i}","text":"t","score":{i}}}\n' for i in range(40)))
+    outs = []
+    for bs in (1, 2, 7, 100):
+        reader, rows, batches = read_all(p, batch_size=bs)
+        assert all(b.num_rows <= bs for b in batches) and len(rows) == 43
+        assert all(b.schema == batches[0].schema for b in batches)
+        outs.append((rows, reader.stats))
+    assert all(o == outs[0] for o in outs)
+    rows = outs[0][0]
+    assert [r["score"] for r in rows[:3]] == [1.0, 2.5, 3.0] and rows[2]["extra"] is True
+
+
+def test_parquet_invalid_utf8_text(tmp_path):
+    # A string column with invalid UTF-8 (Parquet readers do not validate) reached the operators,
+    # whose to_pylist() raised; a binary text column with one bad value came out as "b'...'" reprs.
+    data = b"good textbad\xff text"
+    offsets = pa.array([0, 9, len(data)], pa.int32()).buffers()[1]
+    bad_str = pa.Array.from_buffers(pa.string(), 2, [None, offsets, pa.py_buffer(data)])
+    pq.write_table(pa.table({"id": ["a", "b"], "text": bad_str}), tmp_path / "s.parquet")
+    pq.write_table(pa.table({"id": ["a", "b"], "text": pa.array([b"hello", b"bad\xff"], pa.binary())}),
+                   tmp_path / "b.parquet")
+    for name in ("s.parquet", "b.parquet"):
+        reader, rows, batches = read_all(tmp_path / name)
+        assert reader.errors == []
+        for b in batches:
+            b.validate(full=True)
+        assert [r["text"] for r in rows][1].startswith("bad\ufffd")
+    assert rows[0]["text"] == "hello"
+
+
 def test_memory_bounded_on_single_member_gzip():
     """A file gzipped as one member (not per record) streams: the buffer never holds the file."""
     body = b"<html><body>" + b"x" * 20_000 + b"</body></html>"
@@ -453,7 +519,9 @@ def test_ccnet_reference_jsonl(shared_data):
     assert all(b.schema == batches[0].schema for b in batches)
 
 
-def test_jsonl_raw_ccnet_fields_bad_line_and_type_drift(tmp_path):
+def test_jsonl_raw_ccnet_fields_bad_line_and_type_drift(tmp_path, monkeypatch):
+    import operators.readers.jsonl as jsonl_mod
+    monkeypatch.setattr(jsonl_mod, "INFER_ROWS", 2)  # kinds from the first 2 records; the rest drift
     lines = [
         {"url": "http://a.org", "date_download": "2019-03-18T00:00:00Z", "digest": "sha1:AAA", "length": 10,
          "nlines": 2, "title": "A", "raw_content": "first doc", "language": "en", "language_score": 0.9,

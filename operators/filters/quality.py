@@ -79,7 +79,10 @@ _CLOSERS = "[\"'\u201d\u2019\u00bb)\\]]*"
 FINEWEB_END_RE = _TERM_CLASS + _CLOSERS + r"$"
 # C4's END_PUNCTUATION (. ? ! " ') plus the CJK full stops and curly closing quotes.
 C4_END_RE = "[.?!\"'\u3002\uff01\uff1f\u201d\u2019]$"
-SENTENCE_END_RE = _TERM_CLASS + "+" + _CLOSERS + r"(?:\s|$)"
+# A sentence ends at terminal punctuation followed by a space or the end; CJK full stops need no
+# space after them (Chinese and Japanese put none between sentences).
+_CJK_TERM = "\u3002\uff01\uff1f\uff61"
+SENTENCE_END_RE = "(?:" + _TERM_CLASS + "+" + _CLOSERS + r"(?:\s|$)|[" + _CJK_TERM + "]+" + _CLOSERS + ")"
 CITATION_RE = r"\[\d*\]|\[edit\]|\[citation needed\]"
 BULLET_RE = "^[\u2022\u25cf\u2023\u25e6\u2219\u25aa\\-*]"
 ELLIPSIS_END_RE = "(?:\\.\\.\\.|\u2026)$"

@@ -24,6 +24,9 @@ _ALIASES = {
 }
 #: Labels never to trust (UTF-7 is an XSS vector; the others are not text encodings).
 _REFUSED = {"utf-7", "utf7", "x-user-defined", "replacement", "binary", "none", "unknown", "auto"}
+#: Python codecs that are not web charsets: escape codecs yield lone surrogates (which no Arrow
+#: string can hold) from "\\ud800" in a page, and would read backslashes in HTML as escapes.
+_NOT_CHARSETS = {"utf-7", "unicode-escape", "raw-unicode-escape", "punycode", "idna", "undefined"}
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
          (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
@@ -51,7 +54,7 @@ def normalize(label: str | None) -> str | None:
         info = codecs.lookup(name)
     except (LookupError, ValueError):
         return None
-    if not getattr(info, "_is_text_encoding", True) or info.name in ("utf-7",):
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
         return None
     return _ALIASES.get(info.name, info.name)
 

@@ -1,14 +1,17 @@
 """JSONL / JSONL.gz reader: one JSON object per line -> documents, every other field kept as a column.
 
 The engine's writer appends all batches of a shard to one Parquet file, so the column types are
-fixed by the first batch and later batches are coerced to them; nested or mixed-type fields become
-JSON strings (a column that is an int in one line and a string in the next cannot be typed).
+fixed by the first `INFER_ROWS` records (or `INFER_BYTES` of lines, whichever comes first: never by
+the batch size, so the output does not depend on it) and later rows are coerced to them; nested or
+mixed-type fields become JSON strings (a column that is an int in one line and a string in the next
+cannot be typed).
 CCNet output (`raw_content`, no `id`) reads as is: text falls back to `raw_content`, id to `digest`.
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -27,6 +30,9 @@ _TOO_LARGE = b"\x00too_large"
 _INT64 = (-(2**63), 2**63 - 1)
 #: Kind of a fixed column: "str" plain strings, "json" JSON text, "int", "float", "bool".
 _ARROW = {"str": pa.string(), "json": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+#: How many records (at most how many bytes of lines) fix the extra columns and their types.
+INFER_ROWS = 1000
+INFER_BYTES = 64 << 20
 
 
 def _kind(values: list) -> str:
@@ -81,6 +87,22 @@ def _coerce(v: Any, kind: str) -> tuple[Any, bool]:
     return None, False
 
 
+#: A JSON escape or a (CESU-8) byte sequence that json.loads turns into a UTF-16 surrogate.
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]|\xed[\xa0-\xbf]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _fix_surrogates(v: Any) -> Any:
+    """Lone surrogates (a cut emoji pair, "\\ud83d" alone) -> U+FFFD: Arrow strings must be UTF-8."""
+    if isinstance(v, str):
+        return _SURROGATE.sub("\ufffd", v)
+    if isinstance(v, dict):
+        return {_fix_surrogates(k): _fix_surrogates(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_fix_surrogates(x) for x in v]
+    return v
+
+
 def _as_str(v: Any) -> str | None:
     if v is None:
         return None
@@ -132,14 +154,18 @@ class TableBuilder:
         base[DROP_REASON] = reason
         return base, {self.column_name(k): v for k, v in rec.items()}
 
+    def infer(self, items: list[tuple[dict, dict]]) -> None:
+        """Fix the extra columns and their kinds from these (the first) records."""
+        names: dict[str, None] = {}
+        for _, extra in items:
+            for k in extra:
+                names.setdefault(k, None)
+        self.kinds = {k: _kind([e.get(k) for _, e in items]) for k in names}
+
     def batch(self, items: list[tuple[dict, dict]]) -> pa.RecordBatch:
         cols: dict[str, list] = {c: [b[c] for b, _ in items] for c in BASE_COLUMNS + (DROP_REASON,)}
         if self.kinds is None:
-            names: dict[str, None] = {}
-            for _, extra in items:
-                for k in extra:
-                    names.setdefault(k, None)
-            self.kinds = {k: _kind([e.get(k) for _, e in items]) for k in names}
+            self.infer(items)
         lost: dict[str, int] = {}
         for k, kind in self.kinds.items():
             vals = []
@@ -189,21 +215,26 @@ class JsonlReader(Reader):
         except Exception as e:  # noqa: BLE001
             self.errors.append(f"cannot open: {type(e).__name__}: {e}")
             return
+        batch_size = max(1, int(batch_size))
         with f:
             lines = self._lines(f)
             lineno = 0
+            seen_bytes = 0
             while True:
+                ready: list[pa.RecordBatch] = []
                 try:
                     line = next(lines)
                     lineno += 1
                     item = self._parse(line, lineno, builder)
                     if item is not None:
                         items.append(item)
-                    if len(items) >= batch_size:
-                        batch = builder.batch(items)
-                        items = []
-                    else:
-                        batch = None
+                    if builder.kinds is None:  # the column kinds never depend on batch_size
+                        seen_bytes += len(line)
+                        if len(items) >= INFER_ROWS or seen_bytes >= INFER_BYTES:
+                            builder.infer(items)
+                    while builder.kinds is not None and len(items) >= batch_size:
+                        ready.append(builder.batch(items[:batch_size]))
+                        del items[:batch_size]
                 except StopIteration:
                     break
                 except OSError as e:
@@ -212,15 +243,16 @@ class JsonlReader(Reader):
                 except Exception as e:  # noqa: BLE001 - bad data must not escape read()
                     self.errors.append(f"reader error at line {lineno}: {type(e).__name__}: {e}")
                     break
-                if batch is not None:
-                    yield batch
+                yield from ready
         if items:
             try:
-                batch = builder.batch(items)
+                if builder.kinds is None:
+                    builder.infer(items)
+                ready = [builder.batch(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
             except Exception as e:  # noqa: BLE001
                 self.errors.append(f"reader error at line {lineno}: {type(e).__name__}: {e}")
                 return
-            yield batch
+            yield from ready
 
     def _lines(self, f) -> Iterator[bytes]:
         """Lines of a plain or gzip file; a truncated or corrupt gzip ends them with an error."""
@@ -261,4 +293,6 @@ class JsonlReader(Reader):
         if not isinstance(rec, dict):
             self.count("skipped", "bad_json")
             return None
+        if _MAYBE_SURROGATE.search(line):
+            rec = _fix_surrogates(rec)
         return builder.base(rec, lineno)

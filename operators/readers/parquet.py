@@ -22,13 +22,20 @@ from .jsonl import RENAME_PREFIX
 
 
 def _to_string(arr: pa.Array) -> pa.Array:
-    if pa.types.is_string(arr.type):
-        return arr
-    if pa.types.is_large_string(arr.type) or pa.types.is_dictionary(arr.type):
-        return arr.cast(pa.string())
+    binary = pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_dictionary(arr.type):
+        arr = arr.cast(pa.string())
+        try:
+            arr.validate(full=True)  # Parquet readers do not check UTF-8; operators would fail on it
+            return arr
+        except pa.ArrowInvalid:
+            arr, binary = arr.cast(pa.binary()), True
     try:
         return pc.cast(arr, pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if binary:  # bytes that are not all valid UTF-8: decode each value, bad bytes -> U+FFFD
+            return pa.array([None if v is None else v.decode("utf-8", "replace") for v in arr.to_pylist()],
+                            pa.string())
         import json
         return pa.array([None if v is None else json.dumps(v, default=str, ensure_ascii=False)
                          for v in arr.to_pylist()], pa.string())
