@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +44,9 @@ class JobPlan:
         return f"{self.out.rstrip('/')}/{WORK}"
 
     def stage_output(self, stage: int, shard: int) -> str:
-        return f"{self.work}/stage-{stage}/shard-{shard:06d}.parquet"
+        """Folder of a shard's stage output: one or more Parquet parts (a new part starts where the
+        batches' schema changes, e.g. a column all-null in one batch and typed in the next)."""
+        return f"{self.work}/stage-{stage}/shard-{shard:06d}"
 
     def global_dir(self, stage: int) -> str:
         return f"{self.work}/global-{stage}"
@@ -60,7 +63,10 @@ def make_plan(spec: JobSpec, inputs: list[str] | None = None, out: str | None = 
     paths = inputs if inputs else spec.input.paths
     if not paths:
         raise JobError("input.paths: no input given (job file or -i)")
-    files = eio.expand_inputs(paths)
+    try:
+        files = eio.expand_inputs(paths)
+    except FileNotFoundError as e:
+        raise JobError(f"input.paths: {e.args[0] if e.args else e}") from None
     out = (out or spec.output.path).rstrip("/")
     content = spec.model_dump(exclude={"executor"})
     content["input"]["paths"] = files
@@ -137,6 +143,10 @@ def _batches_from_reader(plan: JobPlan, shard: int, stats: StageStats) -> Iterat
 def _route(op_name: str, res: Result, rejects, stats: StageStats, seconds: float,
            docs_in: int, bytes_in: int = 0) -> pa.RecordBatch:
     batch = res.batch
+    if batch.num_rows != docs_in:
+        # documents leave only through a keep mask, so that each one is counted with a reason
+        raise RuntimeError(f"operator {op_name!r} returned {batch.num_rows} rows for {docs_in}: "
+                           "drop rows with Result(keep=..., reasons=...), never by filtering the batch")
     if res.keep is None or res.keep.all():
         stats.record(op_name, docs_in, batch.num_rows, {}, seconds, bytes_in)
         return batch
@@ -224,7 +234,7 @@ class _MapWriter:
 
 def run_shard_stage(plan: JobPlan, stage_index: int, shard: int) -> dict[str, Any]:
     """Run one shard through one stage; idempotent. Returns the unit's stats record."""
-    from operators.writers import DocumentWriter, RejectWriter
+    from operators.writers import DocumentWriter, RejectWriter, _PartitionedWriter
 
     manifest = eio.Manifest(plan.out)
     unit = plan.unit(stage_index, shard)
@@ -236,14 +246,15 @@ def run_shard_stage(plan: JobPlan, stage_index: int, shard: int) -> dict[str, An
     for op in ([stage.apply_op] if stage.apply_op else []) + stage.ops + ([stage.map_op] if stage.map_op else []):
         op.ensure_setup()
     out_spec = plan.spec.output
-    staging = plan.staging(stage_index, shard)
-    eio.remove(staging)
+    # a folder of this attempt's own: an earlier attempt may still be running (the pool worker of a
+    # killed driver finishes its shard) and must not see its files removed or renamed by this one;
+    # what killed attempts leave here goes with the whole staging folder in finish()
+    staging = f"{plan.staging(stage_index, shard)}/attempt-{uuid.uuid4().hex[:12]}"
     stats = StageStats()
     rejects = RejectWriter(staging, shard, out_spec.format, out_spec.max_file_bytes, out_spec.rejects_text)
     docs = DocumentWriter(staging, shard, out_spec.format, out_spec.max_file_bytes) if stage.is_last else None
     mapper = _MapWriter(staging, stage.map_op.num_partitions()) if stage.map_op else None
-    carry_writer = None
-    carry_path = f"{staging}/carry.parquet"
+    carry = _PartitionedWriter(staging, shard, "parquet", out_spec.max_file_bytes) if stage.map_op else None
     apply_table = None
     if stage.apply_op is not None:
         ap = f"{plan.global_dir(stage_index - 1)}/apply/shard-{shard:06d}.parquet"
@@ -253,8 +264,8 @@ def run_shard_stage(plan: JobPlan, stage_index: int, shard: int) -> dict[str, An
         source = _batches_from_reader(plan, shard, stats)
     else:
         prev = plan.stage_output(stage_index - 1, shard)
-        source = eio.iter_parquet_batches(prev, plan.spec.executor.batch_size) if eio.exists(prev) else iter(())
-    carry_fh = None
+        source = (b for f in eio.listdir_files(prev, ".parquet")
+                  for b in eio.iter_parquet_batches(f, plan.spec.executor.batch_size))
     for batch in source:
         if stage_index == 0:
             batch = _reader_drops(batch, rejects, stats)
@@ -273,21 +284,14 @@ def run_shard_stage(plan: JobPlan, stage_index: int, shard: int) -> dict[str, An
             mapper.write(stage.map_op.map(batch))
             stats.op(stage.map_op.name)["seconds"] += time.perf_counter() - t0
             _add_cpu(stats, stage.map_op.name, c0)
-            if carry_writer is None:
-                eio.makedirs(staging)
-                fs, p = eio.fs_and_path(carry_path)
-                carry_fh = fs.open(p, "wb")
-                carry_schema = batch.schema
-                carry_writer = pq.ParquetWriter(carry_fh, carry_schema, compression="zstd")
-            carry_writer.write_batch(_conform(batch, carry_writer.schema))
+            carry._write("carry", batch)
         else:
             docs.write(batch)
             stats.written += batch.num_rows
     # commit: everything renamed into place, then the manifest record
-    if carry_writer is not None:
-        carry_writer.close()
-        carry_fh.close()
-        eio.rename(carry_path, plan.stage_output(stage_index, shard))
+    if carry is not None:
+        for f in carry.close():
+            eio.rename(f, f"{plan.stage_output(stage_index, shard)}/{f.rsplit('/', 1)[-1]}")
     if mapper is not None:
         for p, f in mapper.close().items():
             eio.rename(f, f"{plan.global_dir(stage_index)}/map/part-{p:05d}/shard-{shard:06d}.parquet")
@@ -305,18 +309,6 @@ def run_shard_stage(plan: JobPlan, stage_index: int, shard: int) -> dict[str, An
         record["reader"] = {"records": {}, "skipped": {}, "errors": [], "documents": 0}
     manifest.mark(unit, record)
     return record
-
-
-def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    if batch.schema == schema:
-        return batch
-    cols = []
-    for f in schema:
-        if f.name in batch.schema.names:
-            cols.append(batch.column(f.name).cast(f.type))
-        else:
-            cols.append(pa.nulls(batch.num_rows, f.type))
-    return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
 def run_reduce(plan: JobPlan, stage_index: int, parallel: Callable[[Callable, list], list]) -> dict[str, Any]:
@@ -399,7 +391,7 @@ def finish(plan: JobPlan, graph: Graph, wall_seconds: float, keep_work: bool = F
     if not keep_work:
         for s in graph.stages:
             eio.remove(f"{plan.work}/stage-{s.index}")
-            eio.remove(f"{plan.global_dir(s.index)}/map")
+            eio.remove(plan.global_dir(s.index))  # map output, apply tables, the operators' own files
         eio.remove(f"{plan.work}/staging")
     return stats
 
@@ -409,6 +401,10 @@ def run_stages(plan: JobPlan, graph: Graph, run_stage: Callable[[JobPlan, int, C
     """The order every executor follows: each stage's shards, then its barrier (reduce) if any."""
     for stage in graph.stages:
         run_stage(plan, stage.index, on_done)
+        missing = pending_shards(plan, stage.index)
+        if missing:  # a worker wrote where the driver cannot see (e.g. memory:// is per process)
+            raise RuntimeError(f"stage {stage.index}: shard(s) {missing[:5]} ran but left no record in "
+                               f"{plan.out}/{WORK}/manifest; the output must be storage every worker shares")
         if stage.map_op is not None:
             run_reduce(plan, stage.index, parallel)
 

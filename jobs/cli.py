@@ -99,9 +99,14 @@ def dedup(
     workers: Optional[int] = typer.Option(None, "--workers"),
 ) -> None:
     """Global MinHash-LSH near-duplicate removal over documents."""
+    from engine.graph import JobError
     from jobs.dedup_cmd import dedup as run_dedup
-    stats = run_dedup(inputs=input, output=output, threshold=threshold, ngram=ngram, num_perm=num_perm,
-                      bands=bands, rows=rows, workers=workers)
+    try:
+        stats = run_dedup(inputs=input, output=output, threshold=threshold, ngram=ngram, num_perm=num_perm,
+                          bands=bands, rows=rows, workers=workers)
+    except JobError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
     if isinstance(stats, dict) and "operators" in stats:
         print_summary(stats)
 
@@ -158,10 +163,12 @@ _mount_optional()
 
 
 MULTI_VALUE_OPTIONS = ("-i", "--input")
+#: `--set k=v k2=v2`: further values are taken while they look like key=value (a job file does not)
+MULTI_SET_OPTIONS = ("--set",)
 
 
 def expand_multi_value(argv: list[str]) -> list[str]:
-    """`-i a b c` -> `-i a -i b -i c`: design.md's `-i PATH_OR_GLOB ...` takes several values
+    """`-i a b c` -> `-i a -i b -i c` (and `--set a=1 b=2` alike): design.md's `-i PATH_OR_GLOB ...` takes several values
     after one flag (as shell globs expand), which click options do not do by themselves."""
     out: list[str] = []
     i = 0
@@ -169,9 +176,10 @@ def expand_multi_value(argv: list[str]) -> list[str]:
         arg = argv[i]
         out.append(arg)
         i += 1
-        if arg in MULTI_VALUE_OPTIONS:
+        if arg in MULTI_VALUE_OPTIONS or arg in MULTI_SET_OPTIONS:
             first = True
-            while i < len(argv) and (first or not argv[i].startswith("-")):
+            while i < len(argv) and (first or not argv[i].startswith("-")
+                                     and (arg not in MULTI_SET_OPTIONS or "=" in argv[i])):
                 if not first:
                     out.append(arg)
                 out.append(argv[i])

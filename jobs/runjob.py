@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.graph import Graph, JobSpec, SAMPLES, parse_job
+from engine.graph import Graph, JobError, JobSpec, SAMPLES, parse_job
 from engine.runner import JobPlan, finish, make_plan, prepare_output
 
 
@@ -32,7 +32,7 @@ def make_executor(kind: str, workers: int, spec: JobSpec, address: str | None = 
         from engine.executors.ray_executor import RayExecutor
         return RayExecutor(workers=workers, address=address or spec.executor.address,
                            max_retries=spec.executor.max_retries, max_in_flight=spec.executor.max_in_flight)
-    raise ValueError(f"unknown executor {kind!r} (local or ray)")
+    raise JobError(f"executor.kind: unknown executor {kind!r} (local or ray)")
 
 
 def run_job(spec: dict[str, Any] | JobSpec, *, inputs: list[str] | None = None, out: str | None = None,

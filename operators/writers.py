@@ -23,8 +23,8 @@ from engine.documents import BUCKET, ID, LANGUAGE, REJECT_SCHEMA, SOURCE, TEXT, 
 SUFFIX = {"parquet": ".parquet", "jsonl": ".jsonl.gz"}
 
 
-def _safe(value: str | None, default: str) -> str:
-    v = (value or default).strip() or default
+def _safe(value, default: str) -> str:
+    v = ("" if value is None else str(value)).strip() or default
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in v)
 
 

@@ -22,3 +22,54 @@ class DropSevens(Filter):
     def decide(self, batch):
         flag = np.asarray(batch.column("test_drop_sevens_flag").to_pylist(), dtype=bool)
         return ~flag, np.full(len(flag), "ends_in_seven", dtype=object)
+
+
+@register
+class NullFirst(Filter):
+    """Test operator: a signal column that is all-null (Arrow type null) in batches where no id ends in
+    0..4, and strings elsewhere: batches of one shard whose column types differ."""
+
+    name = "test_null_first"
+    outputs = ("test_null_first_tag",)
+
+    def compute(self, batch):
+        ids = batch.column("id").to_pylist()
+        return set_column(batch, "test_null_first_tag", pa.array([i if int(i[-2:]) >= 16 else None for i in ids]))
+
+    def decide(self, batch):
+        return np.ones(batch.num_rows, dtype=bool), np.full(batch.num_rows, "", dtype=object)
+
+
+@register
+class Slow(Filter):
+    """Test operator: 0.1 s per batch, so that a shard is still running when a test acts on it."""
+
+    name = "test_slow"
+
+    def decide(self, batch):
+        import time
+        time.sleep(0.1)
+        return np.ones(batch.num_rows, dtype=bool), np.full(batch.num_rows, "", dtype=object)
+
+
+@register
+class FailFirstShard(Filter):
+    """Test operator: raises on the documents of the first shard (an operator bug)."""
+
+    name = "test_fail_first_shard"
+
+    def decide(self, batch):
+        if batch.column("source").to_pylist()[0].startswith("shard-0."):
+            raise ValueError("operator bug on the first shard")
+        return np.ones(batch.num_rows, dtype=bool), np.full(batch.num_rows, "", dtype=object)
+
+
+@register
+class LosesRows(Filter):
+    """Test operator that breaks the contract: filters the batch itself instead of returning a mask."""
+
+    name = "test_loses_rows"
+
+    def process(self, batch):
+        from engine.operator import Result
+        return Result(batch.slice(0, max(0, batch.num_rows - 1)))

@@ -184,6 +184,9 @@ def test_expand_multi_value_input_flag():
     assert expand_multi_value(["run", "job.yaml", "-i", "a", "b", "-o", "x", "--input", "c"]) == \
         ["run", "job.yaml", "-i", "a", "-i", "b", "-o", "x", "--input", "c"]
     assert expand_multi_value(["run", "-i", "-weird-name"]) == ["run", "-i", "-weird-name"]
+    # design.md's `[--set key.path=value ...]`: several overrides after one flag; a job file is not one
+    assert expand_multi_value(["run", "--set", "a.b=1", "c=2", "job.yaml", "-i", "x"]) == \
+        ["run", "--set", "a.b=1", "--set", "c=2", "job.yaml", "-i", "x"]
 
 
 def test_cli_every_shared_warc_and_wet_file(tmp_path, repo, shared_data):
@@ -204,3 +207,170 @@ def test_cli_every_shared_warc_and_wet_file(tmp_path, repo, shared_data):
     assert rejects.num_rows == stats["total"]["documents_dropped"]
     assert "binary_payload" in set(rejects.column("reason").to_pylist())
     assert read_documents(str(out)).num_rows == stats["total"]["documents_kept"] > 0
+
+
+def test_stage_output_survives_a_column_typed_differently_across_batches(shards, tmp_path):
+    # the first batch of a shard has the signal all-null (type null), later batches have strings: the
+    # stage output before a global operator must keep every batch (it crashed casting string to null)
+    out = tmp_path / "out"
+    job = _job(pipeline=[{"test_null_first": {}}, {"line_dedup": {}}])
+    stats = run_job(job, inputs=shards[:1], out=str(out))
+    assert stats["total"]["accounting_ok"] and stats["total"]["documents_read"] == 40
+    docs = read_documents(str(out))
+    tags = {t for t in docs.column("test_null_first_tag").to_pylist() if t}
+    assert tags and all(int(t[-2:]) >= 16 for t in tags)
+
+
+def test_input_language_column_that_is_not_a_string(tmp_path):
+    # a JSONL input's own `language` field is kept as a column and partitions the output: an int
+    # there crashed the writer (str.strip on a number) and failed the whole job
+    src = tmp_path / "lang.jsonl"
+    src.write_text("".join(json.dumps({"id": str(i), "text": f"hello world {i}", "language": 5}) + "\n"
+                           for i in range(4)))
+    out = tmp_path / "out"
+    stats = run_job({"pipeline": [], "executor": {"workers": 1}}, inputs=[str(src)], out=str(out))
+    assert stats["total"]["documents_kept"] == 4 and stats["total"]["accounting_ok"]
+    assert list((out / "documents").iterdir())[0].name == "language=5"
+
+
+def test_cli_input_matching_no_file_is_a_clear_error(tmp_path, repo):
+    # was an uncaught FileNotFoundError with a traceback; now the CLI's job error (exit 2)
+    with pytest.raises(JobError, match="matches no file"):
+        run_job(_job(), inputs=[str(tmp_path / "missing.jsonl")], out=str(tmp_path / "o"))
+    r = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "-i", str(tmp_path / "missing.jsonl"),
+                        "-o", str(tmp_path / "o"), "-q"], cwd=repo, capture_output=True, text=True)
+    assert r.returncode == 2 and "matches no file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_dedup_bad_parameter_is_a_clear_error(tmp_path, repo, shards):
+    # a bad --threshold or --bands without --rows was an uncaught JobError with a traceback
+    for extra in (["--threshold", "1.5"], ["--bands", "4"]):
+        r = subprocess.run([sys.executable, "-m", "jobs.cli", "dedup", "-i", shards[0], "-o", str(tmp_path / "o"),
+                            *extra], cwd=repo, capture_output=True, text=True)
+        assert r.returncode == 2 and "error" in r.stderr and "Traceback" not in r.stderr, r.stderr[-500:]
+
+
+def test_cli_unknown_executor_is_a_clear_error(tmp_path, repo, shards):
+    r = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "-i", shards[0], "-o", str(tmp_path / "o"),
+                        "--executor", "foo", "-q"], cwd=repo, capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown executor" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_memory_filesystem_output_with_worker_processes(shards):
+    # memory:// is per process: with a pool of 2 (the job default) the workers wrote into their own
+    # memory, and the driver finished with an empty output and "accounting_ok" (0 = 0 + 0)
+    stats = run_job(_job(), inputs=shards[:2], out="memory://decant-test-pool/out", workers=2)
+    assert stats["total"]["documents_read"] == 80 and stats["total"]["documents_kept"] == 72
+    assert read_documents("memory://decant-test-pool/out").num_rows == 72
+
+
+_SLOW_JOB = {"plugins": ["decant_test_plugins"], "pipeline": [{"test_slow": {}}], "executor": {"batch_size": 5}}
+
+
+def _slow_attempt(out: str, src: str, delay: float) -> None:
+    import time
+
+    from engine.runner import run_shard_stage
+    from jobs.runjob import plan_job
+    time.sleep(delay)
+    plan, _ = plan_job(_SLOW_JOB, [src], out)
+    run_shard_stage(plan, 0, 0)
+
+
+def _slow_input(tmp_path) -> str:
+    src = tmp_path / "big.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i:04d}", "text": f"text number {i}"}) + "\n" for i in range(200)))
+    return str(src)
+
+
+def test_two_attempts_of_one_shard_at_once(tmp_path):
+    # the pool worker of a killed driver still finishes its shard while the resumed driver runs the
+    # same shard: they shared one staging folder, so one attempt's commit renamed the other's files
+    # (half written) into OUT and the other crashed on a missing file
+    import multiprocessing as mp
+    src, out = _slow_input(tmp_path), str(tmp_path / "out")
+    from engine.runner import prepare_output
+    from jobs.runjob import plan_job
+    prepare_output(plan_job(_SLOW_JOB, [src], out)[0])
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_slow_attempt, args=(out, src, d)) for d in (0.0, 2.0)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    stats = run_job({**_SLOW_JOB, "executor": {"batch_size": 5, "workers": 1}}, inputs=[src], out=out)
+    assert stats["total"]["documents_kept"] == 200
+    assert sorted(read_documents(out).column("id").to_pylist()) == [f"d{i:04d}" for i in range(200)]
+
+
+def test_pool_workers_end_with_a_killed_driver(tmp_path, repo):
+    # a killed driver left its pool workers running forever (they finished their shard first)
+    import signal
+    import time
+    src = _slow_input(tmp_path)
+    code = ("import sys; from jobs.runjob import run_job; "
+            f"run_job({_SLOW_JOB!r}, inputs=[{src!r}, {src!r} + '.copy'], out={str(tmp_path / 'o')!r}, workers=2)")
+    Path(src + ".copy").write_text(Path(src).read_text())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(repo / "tests")])}
+    drv = subprocess.Popen([sys.executable, "-c", code], cwd=repo, env=env)
+    children: list[int] = []
+    for _ in range(100):
+        time.sleep(0.1)
+        children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == drv.pid]
+        if len(children) >= 2:
+            break
+    time.sleep(1.0)
+    drv.send_signal(signal.SIGKILL)
+    drv.wait()
+    assert children
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
+        time.sleep(0.2)
+    alive = [c for c in children if Path(f"/proc/{c}").exists()]
+    for c in alive:
+        os.kill(c, signal.SIGKILL)
+    assert not alive
+
+
+def _ppid(proc: Path) -> int:
+    try:
+        for line in (proc / "status").read_text().splitlines():
+            if line.startswith("PPid:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def test_finish_drops_the_global_operators_intermediate_files(shards, tmp_path):
+    # finish() removed only the map output: line_dedup's hash pieces and the apply tables stayed
+    # in OUT/_work for ever (as large as the corpus's line hashes); a re-run still resumes to the end
+    out = tmp_path / "out"
+    job = _job(pipeline=[{"test_drop_sevens": {}}, {"line_dedup": {}}])
+    first = run_job(job, inputs=shards, out=str(out))
+    assert sorted(p.name for p in (out / "_work").iterdir()) == ["job.json", "manifest"]
+    again = run_job(job, inputs=shards, out=str(out))
+    assert again["total"] == first["total"]
+
+
+def test_operator_error_fails_the_job_without_running_the_queued_shards(tmp_path):
+    # the error of shard 0 surfaced only after every queued shard had run (hours late on a big job)
+    src = []
+    for s in range(8):
+        p = tmp_path / f"shard-{s}.jsonl"
+        p.write_text("".join(json.dumps({"id": f"{s}-{i}", "text": "t"}) + "\n" for i in range(100)))
+        src.append(str(p))
+    job = {"plugins": ["decant_test_plugins"], "pipeline": [{"test_fail_first_shard": {}}, {"test_slow": {}}],
+           "executor": {"batch_size": 5}}
+    with pytest.raises(ValueError, match="operator bug"):
+        run_job(job, inputs=src, out=str(tmp_path / "o"), workers=2)
+    finished = list((tmp_path / "o" / "_work" / "manifest" / "stage-0").glob("*.json"))
+    assert len(finished) <= 5  # the running ones and the pool's pre-queued call; not all 7
+
+
+def test_an_operator_that_loses_rows_fails_the_job_naming_it(shards, tmp_path):
+    job = _job()
+    job["pipeline"] = [{"test_loses_rows": {}}]
+    with pytest.raises(RuntimeError, match="test_loses_rows.*returned"):
+        run_job(job, inputs=shards[:1], out=str(tmp_path / "o"))

@@ -8,6 +8,9 @@ finished shards are safe in the manifest.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -15,6 +18,16 @@ from typing import Any
 
 from engine.graph import Graph
 from engine.runner import JobPlan, pending_shards, run_shard_stage, run_stages
+
+
+def _exit_with_parent(ppid: int) -> None:
+    """Pool worker initializer: end this worker when the driver is gone. A killed driver otherwise
+    leaves its workers running (they finish their shard, then wait forever), racing the resumed job."""
+    def watch() -> None:
+        while os.getppid() == ppid:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="decant-parent-watch").start()
 
 
 class LocalExecutor:
@@ -28,7 +41,8 @@ class LocalExecutor:
     # -- pool management
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
         return self._pool
 
     def _reset_pool(self) -> None:
@@ -73,6 +87,10 @@ class LocalExecutor:
                         on_done(f.result())
                     except BrokenProcessPool:
                         broken = True
+                    except BaseException:
+                        for r in remaining:  # fail now, not after every queued shard has run
+                            r.cancel()
+                        raise
             if not broken:
                 return
             attempts += 1
@@ -83,6 +101,8 @@ class LocalExecutor:
 
     def run(self, plan: JobPlan, graph: Graph, on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
         on_done = on_done or (lambda rec: None)
+        if any(p.startswith("memory://") for p in [plan.out, *plan.inputs]):
+            self.workers = 1  # memory:// lives in one process: worker processes would not see it
         try:
             run_stages(plan, graph, self.run_stage, self.parallel, on_done)
         finally:

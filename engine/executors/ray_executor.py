@@ -27,7 +27,7 @@ Fault tolerance
   calls with RayActorError / ActorDiedError. The executor kills what is left of it, starts a new
   actor in its place and puts those shards back at the front of the queue; each shard may fail
   this way `max_retries` times before the job fails. A redo is safe because `run_shard_stage`
-  writes into a per-shard staging folder (wiped when the shard starts again), renames the
+  writes into a staging folder of its own attempt (a still-running earlier attempt is not disturbed), renames the
   finished files into place under names derived from the shard index only (a half-finished
   commit is overwritten with identical files), and writes the shard's manifest record last:
   a shard is either done (record present, skipped) or redone from scratch; no document is lost
