@@ -8,6 +8,7 @@ import re
 import shutil
 import zlib
 
+import brotli
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -335,6 +336,7 @@ def test_content_encoding_gzip_and_binary_sniffing(tmp_path):
         (page, b"Content-Type: application/pdf\r\n"),
         (page, b"Content-Type: text/html\r\nContent-Encoding: gzip\r\n"),  # stored decoded, header kept
         (bytes(range(256)) * 4, b"Content-Type: text/html\r\nContent-Encoding: x-unknown-coding\r\n"),
+        (brotli.compress(page), b"Content-Type: text/html\r\nContent-Encoding: br\r\n"),
     ):
         http = b"HTTP/1.1 200 OK\r\n" + headers + b"\r\n" + body
         out.append(b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:%d>\r\n"
@@ -343,11 +345,11 @@ def test_content_encoding_gzip_and_binary_sniffing(tmp_path):
     p = tmp_path / "enc.warc.gz"
     p.write_bytes(b"".join(gzip.compress(r) for r in out))
     reader, rows, _ = read_all(p)
-    assert [r["id"] for r in rows] == ["0", "1", "2", "3", "4", "5", "6"]
+    assert [r["id"] for r in rows] == ["0", "1", "2", "3", "4", "5", "6", "7"]
     assert "Привет, мир" in rows[0]["html"] and "Привет, мир" in rows[1]["html"]
-    assert "Привет, мир" in rows[5]["html"]
+    assert "Привет, мир" in rows[5]["html"] and "Привет, мир" in rows[7]["html"]
     assert [r[DROP_REASON] for r in rows] == [None, None, "binary_payload", "binary_payload", "binary_payload",
-                                              None, "undecodable"]
+                                              None, "undecodable", None]
     assert reader.errors == []
 
 
