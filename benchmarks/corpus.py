@@ -601,3 +601,18 @@ if __name__ == "__main__":  # python -m benchmarks.corpus: build the quick corpo
         paths = fn(**kw)
         print(fn.__name__, len(paths), "shards", f"{corpus_bytes(paths) / 1e6:.1f} MB",
               f"{time.perf_counter() - t0:.1f}s", paths[0])
+
+
+def edit_words(words: list[str], frac: float, rng, vocab: list[str], min_edits: int = 0) -> list[str]:
+    """A near-duplicate: about `frac` of the words replaced, deleted or inserted (at least `min_edits`)."""
+    w = list(words)
+    for _ in range(max(min_edits, int(len(words) * frac))):
+        j = rng.randrange(len(w))
+        op = rng.random()
+        if op < 0.4:
+            w[j] = rng.choice(vocab)
+        elif op < 0.7 and len(w) > 1:
+            del w[j]
+        else:
+            w.insert(j, rng.choice(vocab))
+    return w

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.corpus import edit_words
+
 DESCRIPTION = "minhash_dedup precision/recall vs brute-force Jaccard; 500k/10M-doc shuffle+components scale run"
 QUICK = True
 
@@ -30,17 +32,7 @@ THRESHOLD = 0.8
 
 
 def _edit(words, frac, rng, vocab):
-    w = list(words)
-    for _ in range(max(1, int(len(words) * frac))):
-        j = rng.randrange(len(w))
-        op = rng.random()
-        if op < 0.4:
-            w[j] = rng.choice(vocab)
-        elif op < 0.7 and len(w) > 1:
-            del w[j]
-        else:
-            w.insert(j, rng.choice(vocab))
-    return w
+    return edit_words(words, frac, rng, vocab, min_edits=1)
 
 
 def corpus(n_orig: int, seed: int = 0):

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from engine.documents import KEY, make_batch, set_column
 from engine.io import read_parquet, write_parquet_atomic
 from engine.operator import GlobalContext, get_operator
+from benchmarks.corpus import edit_words
 from operators.dedup import minhash as M
 from operators.dedup.minhash_dedup import REASON, MinHashDedup
 
@@ -24,18 +25,6 @@ def _words(shared_data) -> list[str]:
     return (shared_data / "text" / "wikitext-2" / "valid.txt").read_text(encoding="utf-8").split()
 
 
-def _edit(words: list[str], frac: float, rng: random.Random, vocab: list[str]) -> list[str]:
-    w = list(words)
-    for _ in range(int(len(words) * frac)):
-        j = rng.randrange(len(w))
-        op = rng.random()
-        if op < 0.4:
-            w[j] = rng.choice(vocab)
-        elif op < 0.7 and len(w) > 1:
-            del w[j]
-        else:
-            w.insert(j, rng.choice(vocab))
-    return w
 
 
 def _shingles(text: str, n: int = 5) -> set[str]:
@@ -95,12 +84,12 @@ def corpus(shared_data):
         docs.append(" ".join(vocab[s:s + rng.randrange(150, 400)]))
         ids.append(f"orig-{i}")
     for i in range(40):  # near duplicates: 1-2% edits, J well above 0.8 on average
-        w = _edit(docs[i].split(), 0.01, rng, vocab)
+        w = edit_words(docs[i].split(), 0.01, rng, vocab)
         docs.append(" ".join(w))
         ids.append(f"near-{i}")
         dup_of[f"near-{i}"] = f"orig-{i}"
     for i in range(40, 60):  # heavy edits: 40%, J far below the threshold
-        docs.append(" ".join(_edit(docs[i].split(), 0.4, rng, vocab)))
+        docs.append(" ".join(edit_words(docs[i].split(), 0.4, rng, vocab)))
         ids.append(f"far-{i}")
     # shuffle deterministically so originals and copies interleave
     order = list(range(len(docs)))
@@ -119,7 +108,7 @@ def test_estimate_quality_matches_datasketch(shared_data):
         s = rng.randrange(0, len(vocab) - 400)
         w = vocab[s:s + rng.randrange(60, 300)]
         a_docs.append(" ".join(w))
-        b_docs.append(" ".join(_edit(w, rng.random() * 0.5, rng, vocab)))
+        b_docs.append(" ".join(edit_words(w, rng.random() * 0.5, rng, vocab)))
     true = np.array([_jaccard(a, b) for a, b in zip(a_docs, b_docs)])
     assert true.std() > 0.15  # varied overlap
     num_perm = 112

@@ -81,6 +81,18 @@ def _parse_headers(lines: list[bytes]) -> dict[str, str]:
     return out
 
 
+def _next_line(s: ByteStream) -> bytes | None:
+    """The next non-blank line; None at a clean end of input, ParseStop when the stream broke."""
+    line = s.readline()
+    while line and _is_blank(line):
+        line = s.readline()
+    if not line:
+        if s.error:
+            raise ParseStop(s.error)
+        return None
+    return line
+
+
 def iter_records(s: ByteStream, want, max_bytes: int, line_mode: bool = False) -> Iterator[Record]:
     """Records of a WARC (or ARC) stream. `want(headers)` says whether to keep the block in memory.
 
@@ -89,12 +101,8 @@ def iter_records(s: ByteStream, want, max_bytes: int, line_mode: bool = False) -
     """
     first = True
     while True:
-        line = s.readline()
-        while line and _is_blank(line):
-            line = s.readline()
-        if not line:
-            if s.error:
-                raise ParseStop(s.error)
+        line = _next_line(s)
+        if line is None:
             return
         start = s.pos - len(line)
         offset = s.offset_of(start)
@@ -194,12 +202,8 @@ def _arc_records(s: ByteStream, line: bytes, offset: str, want, max_bytes) -> It
         yield rec
         if rec.truncated:
             raise ParseStop(s.error or f"truncated ARC record at offset {offset}: {got} of {length} bytes")
-        line = s.readline()
-        while line and _is_blank(line):
-            line = s.readline()
-        if not line:
-            if s.error:
-                raise ParseStop(s.error)
+        line = _next_line(s)
+        if line is None:
             return
         offset = s.offset_of(s.pos - len(line))
 
