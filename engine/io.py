@@ -52,9 +52,73 @@ def expand_inputs(patterns: Iterable[str]) -> list[str]:
     return sorted(set(out))
 
 
+class TransientIOError(OSError):
+    """The storage, not the data, failed while a shard was read (a dropped connection, a timeout,
+    a disk error). The shard is retried rather than recorded as damaged: a corrupt gzip member is
+    the shard's content, a reset connection is not."""
+
+
+#: Storage failures seen by files opened with `open_input` in this process since the last
+#: `take_io_errors()`. Readers record any error and stop; the runner asks here whether it was the
+#: storage, because gzip and Arrow raise OSError for damaged data and failed reads alike.
+_IO_ERRORS: list[str] = []
+_PERMANENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def take_io_errors() -> list[str]:
+    out = list(_IO_ERRORS)
+    _IO_ERRORS.clear()
+    return out
+
+
+class _GuardedFile:
+    """A file whose failed reads are recorded in `_IO_ERRORS` (then re-raised as they were)."""
+
+    def __init__(self, f, path: str) -> None:
+        self._f = f
+        self._path = path
+
+    def _guard(self, fn, *a):
+        try:
+            return fn(*a)
+        except Exception as e:
+            _IO_ERRORS.append(f"{self._path}: {type(e).__name__}: {e}")
+            raise
+
+    def read(self, *a):
+        return self._guard(self._f.read, *a)
+
+    def readinto(self, *a):
+        return self._guard(self._f.readinto, *a)
+
+    def readline(self, *a):
+        return self._guard(self._f.readline, *a)
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+        return False
+
+
 def open_input(path: str, mode: str = "rb"):
+    """Open an input for reading; failures of the storage (not of the data) are recorded."""
     fs, p = fs_and_path(path)
-    return fs.open(p, mode)
+    try:
+        f = fs.open(p, mode)
+    except _PERMANENT:
+        raise
+    except Exception as e:
+        _IO_ERRORS.append(f"{path}: {type(e).__name__}: {e}")
+        raise
+    return _GuardedFile(f, path) if "r" in mode else f
 
 
 def read_head(path: str, n: int = 8192) -> bytes:

@@ -138,6 +138,9 @@ def _batches_from_reader(plan: JobPlan, shard: int, stats: StageStats) -> Iterat
                 for k, v in counts.items():
                     dst[k] = dst.get(k, 0) + v
         stats.reader["errors"].extend(f"{name}: {e}" for e in reader.errors)
+    io_errors = eio.take_io_errors()
+    if io_errors:  # the storage failed, not the data: this attempt's output is thrown away
+        raise eio.TransientIOError("; ".join(io_errors[:3]))
 
 
 def _route(op_name: str, res: Result, rejects, stats: StageStats, seconds: float,
@@ -233,7 +236,29 @@ class _MapWriter:
 
 
 def run_shard_stage(plan: JobPlan, stage_index: int, shard: int) -> dict[str, Any]:
-    """Run one shard through one stage; idempotent. Returns the unit's stats record."""
+    """Run one shard through one stage; idempotent. Returns the unit's stats record.
+
+    A storage failure while reading (not damaged data) redoes the shard with backoff, up to the
+    job's max_retries; after that the job fails naming the shard, which stays unfinished in the
+    manifest so that a re-run redoes it. It is never recorded as a shorter shard."""
+    retries = plan.spec.executor.max_retries
+    for attempt in range(retries + 1):
+        eio.take_io_errors()
+        try:
+            return _run_shard_stage_once(plan, stage_index, shard)
+        except Exception as e:
+            # transient when the storage failed: signalled by the reader, or any error (format
+            # sniffing, opening) raised while a read of this shard's input had just failed
+            if not eio.take_io_errors() and not isinstance(e, eio.TransientIOError):
+                raise
+            if attempt == retries:
+                raise RuntimeError(f"shard {plan.inputs[shard]}: storage kept failing after {attempt + 1} "
+                                   f"attempts; re-run the job to resume: {e}") from e
+            time.sleep(min(30.0, 0.5 * 2 ** attempt))
+    raise AssertionError("unreachable")
+
+
+def _run_shard_stage_once(plan: JobPlan, stage_index: int, shard: int) -> dict[str, Any]:
     from operators.writers import DocumentWriter, RejectWriter, _PartitionedWriter
 
     manifest = eio.Manifest(plan.out)

@@ -73,3 +73,51 @@ class LosesRows(Filter):
     def process(self, batch):
         from engine.operator import Result
         return Result(batch.slice(0, max(0, batch.num_rows - 1)))
+
+
+# ----------------------------------------------------------------------------- a storage that fails
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+
+class FlakyFileSystem(LocalFileSystem):
+    """Local files behind `flaky://`: reading past CUT bytes of a file raises ConnectionResetError
+    while `failures[path]` is above zero (each failure uses one), as a dropped object-store stream."""
+
+    protocol = "flaky"
+    CUT = 20_000
+    failures: dict[str, int] = {}
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        path = path[len("flaky://"):] if str(path).startswith("flaky://") else path
+        return super()._strip_protocol(path)
+
+    def _open(self, path, mode="rb", **kw):
+        f = super()._open(path, mode, **kw)
+        return _CutFile(f, self._strip_protocol(path)) if "r" in mode else f
+
+
+class _CutFile:
+    def __init__(self, f, path):
+        self._f, self._path = f, path
+
+    def read(self, n=-1):
+        pos = self._f.tell()
+        want = n if n is not None and n >= 0 else 1 << 62
+        if pos + want > FlakyFileSystem.CUT and FlakyFileSystem.failures.get(self._path, 0) > 0:
+            FlakyFileSystem.failures[self._path] -= 1
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return self._f.read(n)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+fsspec.register_implementation("flaky", FlakyFileSystem, clobber=True)

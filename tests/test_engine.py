@@ -374,3 +374,32 @@ def test_an_operator_that_loses_rows_fails_the_job_naming_it(shards, tmp_path):
     job["pipeline"] = [{"test_loses_rows": {}}]
     with pytest.raises(RuntimeError, match="test_loses_rows.*returned"):
         run_job(job, inputs=shards[:1], out=str(tmp_path / "o"))
+
+
+def test_a_storage_failure_mid_shard_is_retried_not_recorded_as_damage(shared_data, tmp_path):
+    """A reset connection halfway through a real WARC: the shard is read again, and the output is the
+    same as from healthy storage (a shorter shard would silently lose documents)."""
+    from decant_test_plugins import FlakyFileSystem
+    warc = str(shared_data / "warc" / "cc-main-2020-34-sample.warc.gz")
+    job = {"plugins": ["decant_test_plugins"], "pipeline": [], "executor": {"workers": 1}}
+    ref = run_job(job, inputs=[warc], out=str(tmp_path / "ref"))
+    FlakyFileSystem.failures[warc] = 2
+    stats = run_job(job, inputs=[f"flaky://{warc}"], out=str(tmp_path / "flaky"))
+    assert FlakyFileSystem.failures[warc] == 0  # both failures happened, and were retried
+    assert stats["total"]["shard_errors"] == 0
+    assert stats["total"]["documents_read"] == ref["total"]["documents_read"] == 16
+    assert sort_by_id(read_documents(str(tmp_path / "flaky"))).equals(sort_by_id(read_documents(str(tmp_path / "ref"))))
+
+
+def test_storage_that_keeps_failing_fails_the_job_and_leaves_the_shard_to_redo(shared_data, tmp_path):
+    from decant_test_plugins import FlakyFileSystem
+    warc = str(shared_data / "warc" / "web-2024-sample-0000.warc.gz")
+    FlakyFileSystem.failures[warc] = 100
+    job = {"plugins": ["decant_test_plugins"], "pipeline": [], "executor": {"workers": 1, "max_retries": 1}}
+    out = tmp_path / "o"
+    with pytest.raises(RuntimeError, match="storage kept failing after 2 attempts"):
+        run_job(job, inputs=[f"flaky://{warc}"], out=str(out))
+    assert not (out / "_work" / "manifest" / "stage-0" / "shard-000000.json").exists()
+    FlakyFileSystem.failures[warc] = 0  # the storage is back: a re-run resumes and reads it whole
+    stats = run_job(job, inputs=[f"flaky://{warc}"], out=str(out))
+    assert stats["total"]["documents_read"] == 22 and stats["total"]["shard_errors"] == 0
