@@ -133,8 +133,9 @@ class DocumentWriter(_PartitionedWriter):
             else np.full(n, None, dtype=object)
         keys = np.array([f"language={_safe(l, 'unknown')}/bucket={_safe(b, 'none')}" for l, b in zip(langs, buckets)],
                         dtype=object)
-        for key in sorted(set(keys.tolist())):
-            sub = batch.filter(pa.array(keys == key)) if len(set(keys.tolist())) > 1 else batch
+        uniq = sorted(set(keys.tolist()))
+        for key in uniq:
+            sub = batch.filter(pa.array(keys == key)) if len(uniq) > 1 else batch
             self._write(f"documents/{key}", sub)
 
 

@@ -50,21 +50,25 @@ def part_dir(d: str, q: int) -> str:
     return f"{d}/part-{q:05d}"
 
 
+def write_by_node(table: pa.Table, keys: np.ndarray, out_dir: str, source: int, num_partitions: int) -> None:
+    """Scatter rows to `out_dir/part-<node partition of their key>/from-<source>.parquet`, row order kept."""
+    part = node_partition(keys, num_partitions)
+    order = np.argsort(part, kind="stable")
+    bounds = np.searchsorted(part[order], np.arange(num_partitions + 1))
+    for q in range(num_partitions):
+        lo, hi = bounds[q], bounds[q + 1]
+        if hi > lo:
+            write_parquet_atomic(table.take(pa.array(order[lo:hi])), f"{part_dir(out_dir, q)}/from-{source:05d}.parquet")
+
+
 def write_undirected(a: np.ndarray, b: np.ndarray, out_dir: str, source: int, num_partitions: int) -> int:
     """Write edges {a, b} in both directions, partitioned by the first endpoint. Returns #rows."""
     if len(a) == 0:
         return 0
     u = np.concatenate([a, b])
     v = np.concatenate([b, a])
-    part = node_partition(u, num_partitions)
-    order = np.argsort(part, kind="stable")
-    u, v, part = u[order], v[order], part[order]
-    bounds = np.searchsorted(part, np.arange(num_partitions + 1))
-    for q in range(num_partitions):
-        lo, hi = bounds[q], bounds[q + 1]
-        if hi > lo:
-            t = pa.table({"u": pa.array(u[lo:hi]), "v": pa.array(v[lo:hi])}, schema=EDGE_SCHEMA)
-            write_parquet_atomic(t, f"{part_dir(out_dir, q)}/from-{source:05d}.parquet")
+    write_by_node(pa.table({"u": pa.array(u), "v": pa.array(v)}, schema=EDGE_SCHEMA), u, out_dir, source,
+                  num_partitions)
     return len(u)
 
 

@@ -201,14 +201,7 @@ def _bucket_task(args: tuple) -> dict:
     out["documents"] = len(idk)
     if len(idk):
         ids = t.column(ID).filter(pa.array(has_id))
-        part = cc.node_partition(idk, P)
-        order = np.argsort(part, kind="stable")
-        bounds = np.searchsorted(part[order], np.arange(P + 1))
-        for r in range(P):
-            sel = order[bounds[r]:bounds[r + 1]]
-            if len(sel):
-                write_parquet_atomic(pa.table({KEY: pa.array(idk[sel]), ID: ids.take(pa.array(sel))}),
-                                     f"{work}/ids/part-{r:05d}/from-{q:05d}.parquet")
+        cc.write_by_node(pa.table({KEY: pa.array(idk), ID: ids}), idk, f"{work}/ids", q, P)
     band = t.column("band").to_numpy()
     bkey = t.column("band_key").to_numpy()
     order = np.lexsort((key, bkey, band))
@@ -265,14 +258,7 @@ def _select_a_task(args: tuple) -> int:
         return 0
     keys, ids = _read_ids(work, q)
     uid = _lookup(keys, ids, u)
-    part = cc.node_partition(root, P)
-    order = np.argsort(part, kind="stable")
-    bounds = np.searchsorted(part[order], np.arange(P + 1))
-    for r in range(P):
-        sel = order[bounds[r]:bounds[r + 1]]
-        if len(sel):
-            t = pa.table({KEY: pa.array(u[sel]), "root": pa.array(root[sel]), ID: uid.take(pa.array(sel))})
-            write_parquet_atomic(t, f"{work}/removed/part-{r:05d}/from-{q:05d}.parquet")
+    cc.write_by_node(pa.table({KEY: pa.array(u), "root": pa.array(root), ID: uid}), root, f"{work}/removed", q, P)
     return len(u)
 
 
