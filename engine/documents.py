@@ -1,8 +1,9 @@
-"""The document batch: the Arrow columns every operator reads and writes.
+"""The document batch: the Arrow columns the engine itself relies on.
 
-Batches are `pyarrow.RecordBatch`. Base columns are always present (nullable); operators add
-their outputs as further columns. Columns whose name starts with `_` are internal to the engine
-(ordering keys, reader drop reasons) and never reach the written output.
+Batches are `pyarrow.RecordBatch`. The base columns (id, url, date, source, text) are always
+present (nullable); readers and operators add theirs as further columns (the web-specific ones,
+such as html or language, are defined in operators/). Columns whose name starts with `_` are
+internal to the engine (ordering keys, reader drop reasons) and never reach the written output.
 """
 from __future__ import annotations
 
@@ -16,12 +17,7 @@ ID = "id"
 URL = "url"
 DATE = "date"
 SOURCE = "source"
-HTML = "html"
 TEXT = "text"
-LANGUAGE = "language"
-LANGUAGE_SCORE = "language_score"
-PERPLEXITY = "perplexity"
-BUCKET = "bucket"
 
 #: Internal: a uint64 key giving every input document a global, deterministic order:
 #: (shard index << 32) | ordinal of the document within its shard. Global operators use it to
@@ -37,7 +33,6 @@ BASE_SCHEMA = pa.schema(
         pa.field(URL, pa.string()),
         pa.field(DATE, pa.string()),
         pa.field(SOURCE, pa.string()),
-        pa.field(HTML, pa.string()),
         pa.field(TEXT, pa.string()),
     ]
 )
@@ -60,12 +55,9 @@ def is_internal(name: str) -> bool:
 
 
 def make_batch(columns: dict[str, Sequence | pa.Array], extra_schema: pa.Schema | None = None) -> pa.RecordBatch:
-    """Build a batch with every base column present (missing ones are all-null strings)."""
-    n = None
-    for v in columns.values():
-        n = len(v)
-        break
-    n = n or 0
+    """Build a batch with every base column present (missing ones are all-null strings); other
+    columns follow in the order given, typed by `extra_schema` where it names them."""
+    n = next((len(v) for v in columns.values()), 0)
     arrays, fields = [], []
     for f in BASE_SCHEMA:
         v = columns.get(f.name)
@@ -104,37 +96,31 @@ def filter_rows(batch: pa.RecordBatch, mask: np.ndarray) -> pa.RecordBatch:
     return batch.filter(pa.array(np.asarray(mask, dtype=bool)))
 
 
-def column_list(batch: pa.RecordBatch, name: str) -> list:
-    """A column as a Python list (for per-row library calls such as trafilatura or fastText)."""
-    return batch.column(name).to_pylist()
-
-
 def texts(batch: pa.RecordBatch) -> list[str]:
     """The `text` column with nulls as empty strings."""
     return [t or "" for t in batch.column(TEXT).to_pylist()]
 
 
-def public(batch: pa.RecordBatch | pa.Table, drop: Iterable[str] = (HTML,)):
-    """The batch as written: internal columns and the raw HTML removed."""
+def public(batch: pa.RecordBatch | pa.Table, drop: Iterable[str] = ()):
+    """The batch as written: internal columns and the columns in `drop` removed."""
     dropset = set(drop)
     keep = [n for n in batch.schema.names if not is_internal(n) and n not in dropset]
     return batch.select(keep)
-
-
-def concat(batches: list[pa.RecordBatch]) -> pa.Table:
-    return pa.Table.from_batches(batches).unify_dictionaries() if batches else pa.table({})
 
 
 def null_count(arr: pa.Array) -> int:
     return int(pc.sum(pc.is_null(arr)).as_py() or 0)
 
 
-def content_bytes(batch: pa.RecordBatch) -> int:
-    """UTF-8 bytes of the html and text columns (what an operator had to look at), via Arrow."""
+def string_bytes(batch: pa.RecordBatch, columns: Iterable[str]) -> int:
+    """UTF-8 bytes of the named string columns that the batch has (what an operator had to look
+    at), via Arrow."""
     total = 0
-    for name in (HTML, TEXT):
-        if name in batch.schema.names:
-            col = batch.column(name)
-            if col.null_count < len(col):
-                total += int(pc.sum(pc.binary_length(col)).as_py() or 0)
+    for name in columns:
+        if name not in batch.schema.names:
+            continue
+        col = batch.column(name)
+        if (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+                or pa.types.is_binary(col.type)) and col.null_count < len(col):
+            total += int(pc.sum(pc.binary_length(col)).as_py() or 0)
     return total

@@ -6,16 +6,17 @@ finished unit of work (a shard of a stage, a reduce), written last: its presence
 """
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import os
 import uuid
+import zlib
 from collections.abc import Iterable
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from engine.errors import StorageError
 
 
 def fs_and_path(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -52,27 +53,12 @@ def expand_inputs(patterns: Iterable[str]) -> list[str]:
     return sorted(set(out))
 
 
-class TransientIOError(OSError):
-    """The storage, not the data, failed while a shard was read (a dropped connection, a timeout,
-    a disk error). The shard is retried rather than recorded as damaged: a corrupt gzip member is
-    the shard's content, a reset connection is not."""
-
-
-#: Storage failures seen by files opened with `open_input` in this process since the last
-#: `take_io_errors()`. Readers record any error and stop; the runner asks here whether it was the
-#: storage, because gzip and Arrow raise OSError for damaged data and failed reads alike.
-_IO_ERRORS: list[str] = []
 _PERMANENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
-def take_io_errors() -> list[str]:
-    out = list(_IO_ERRORS)
-    _IO_ERRORS.clear()
-    return out
-
-
-class _GuardedFile:
-    """A file whose failed reads are recorded in `_IO_ERRORS` (then re-raised as they were)."""
+class GuardedFile:
+    """An input file whose failed reads raise `StorageError` (with the original as its cause), so
+    that a reader's own handling of damaged data never mistakes a dropped connection for it."""
 
     def __init__(self, f, path: str) -> None:
         self._f = f
@@ -81,9 +67,10 @@ class _GuardedFile:
     def _guard(self, fn, *a):
         try:
             return fn(*a)
-        except Exception as e:
-            _IO_ERRORS.append(f"{self._path}: {type(e).__name__}: {e}")
+        except StorageError:
             raise
+        except Exception as e:
+            raise StorageError(f"{self._path}: {type(e).__name__}: {e}") from e
 
     def read(self, *a):
         return self._guard(self._f.read, *a)
@@ -116,32 +103,35 @@ def open_input(path: str, mode: str = "rb"):
     except _PERMANENT:
         raise
     except Exception as e:
-        _IO_ERRORS.append(f"{path}: {type(e).__name__}: {e}")
-        raise
-    return _GuardedFile(f, path) if "r" in mode else f
+        raise StorageError(f"{path}: {type(e).__name__}: {e}") from e
+    return GuardedFile(f, path) if "r" in mode else f
 
 
 def read_head(path: str, n: int = 8192) -> bytes:
-    """The first n bytes of a file, gunzipped when it is gzip (tolerates truncation)."""
+    """The first n bytes of a file, gunzipped when it is gzip (member after member); a damaged or
+    truncated gzip stream gives what decoded before the damage, never an exception."""
     with open_input(path) as f:
         raw = f.read(max(n, 4096))
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            d = gzip.GzipFile(fileobj=io.BytesIO(raw))
-            out = b""
-            while len(out) < n:
-                chunk = d.read(n - len(out))
-                if not chunk:
-                    break
-                out += chunk
-            return out
-        except (OSError, EOFError):
+        if raw[:2] != b"\x1f\x8b":
+            return raw[:n]
+        out = bytearray()
+        data = raw
+        dec = zlib.decompressobj(31)
+        while len(out) < n and data:
             try:
-                import zlib
-                return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw)[:n]
+                out += dec.decompress(data, n - len(out))
             except zlib.error:
-                return b""
-    return raw[:n]
+                break
+            if dec.eof:
+                data = dec.unused_data or f.read(65536)
+                if data[:2] != b"\x1f\x8b":
+                    break
+                dec = zlib.decompressobj(31)
+            elif dec.unconsumed_tail:
+                data = dec.unconsumed_tail
+            else:
+                data = f.read(65536)
+        return bytes(out[:n])
 
 
 def makedirs(path: str) -> None:
@@ -224,10 +214,10 @@ def remove(path: str) -> None:
 
 
 class Manifest:
-    """Done-markers under OUT/_work/manifest: one JSON per finished unit, holding its stats."""
+    """Done-markers in a folder (OUT/_work/manifest): one JSON per finished unit, holding its stats."""
 
-    def __init__(self, out: str) -> None:
-        self.root = f"{out.rstrip('/')}/_work/manifest"
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
 
     def path(self, unit: str) -> str:
         return f"{self.root}/{unit}.json"

@@ -14,17 +14,23 @@ shard, and `apply` reads that table when the shard passes again.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from engine.registry import register  # noqa: F401 - operators import it from here
+
+if TYPE_CHECKING:
+    from engine.reduce import GlobalContext
+
 
 @dataclasses.dataclass(frozen=True)
 class Resources:
-    """What one instance of the operator needs; the Ray executor sizes actors from it."""
+    """What one instance of the operator needs. The Ray executor sizes its actors from the largest
+    over the fused chain (CPUs as a fraction of the cluster, memory as Ray's `memory` resource)."""
 
     cpus: float = 1.0
     memory_mb: int = 512
@@ -62,6 +68,7 @@ class Params(BaseModel):
 class Operator:
     """A per-document step. Subclasses set the class attributes and implement `process`."""
 
+    kind: ClassVar[str] = "operator"
     name: ClassVar[str] = ""
     inputs: ClassVar[tuple[str, ...]] = ("text",)
     outputs: ClassVar[tuple[str, ...]] = ()
@@ -106,45 +113,6 @@ class Filter(Operator):
         return Result(batch, keep, reasons)
 
 
-class GlobalContext:
-    """What a global operator's reduce phase gets from the executor.
-
-    `map_files(p)` lists the map outputs of partition p (one file per shard that emitted rows),
-    `parallel(fn, items)` runs a picklable module-level function over items with the executor's
-    workers (a process pool locally, Ray tasks on a cluster) and returns results in order,
-    `write_apply(shard, table)` stores what `apply` will get for that shard, and `workdir` is a
-    private folder for intermediate files.
-    """
-
-    def __init__(self, workdir: str, num_shards: int, num_partitions: int,
-                 parallel: Callable[[Callable, list], list], shard_names: list[str],
-                 output_dir: str = "") -> None:
-        self.workdir = workdir
-        #: The job's output folder (for files such as OUT/duplicates.parquet).
-        self.output_dir = output_dir
-        self.num_shards = num_shards
-        self.num_partitions = num_partitions
-        self._parallel = parallel
-        self.shard_names = shard_names
-
-    def map_dir(self, partition: int) -> str:
-        return f"{self.workdir}/map/part-{partition:05d}"
-
-    def map_files(self, partition: int) -> list[str]:
-        from engine.io import listdir_files
-        return listdir_files(self.map_dir(partition), ".parquet")
-
-    def apply_path(self, shard: int) -> str:
-        return f"{self.workdir}/apply/shard-{shard:06d}.parquet"
-
-    def write_apply(self, shard: int, table: pa.Table) -> None:
-        from engine.io import write_parquet_atomic
-        write_parquet_atomic(table, self.apply_path(shard))
-
-    def parallel(self, fn: Callable, items: list) -> list:
-        return self._parallel(fn, items)
-
-
 class GlobalOperator(Operator):
     """A step that sees the whole corpus: map -> barrier (reduce) -> apply."""
 
@@ -159,92 +127,10 @@ class GlobalOperator(Operator):
         """Rows to shuffle, with an int `_partition` column in [0, num_partitions)."""
         raise NotImplementedError
 
-    def reduce(self, ctx: GlobalContext) -> dict:
+    def reduce(self, ctx: "GlobalContext") -> dict:
         """Runs once after every shard's map; writes apply tables; returns stats to record."""
         raise NotImplementedError
 
     def apply(self, batch: pa.RecordBatch, table: pa.Table | None) -> Result:
         """Uses this shard's reduce output (None when reduce wrote nothing for it)."""
         raise NotImplementedError
-
-
-class Reader:
-    """Turns one shard into document batches. Never raises on bad data: it counts and goes on.
-
-    `stats` counts records by type and skips by reason; `errors` lists what ended a shard early
-    (a truncated gzip member, a corrupt header) with the records before it kept.
-    """
-
-    format: ClassVar[str] = ""
-    #: Column the reader fills with content: "html" (WARC) or "text" (WET, JSONL, Parquet).
-    content_column: ClassVar[str] = "text"
-
-    def __init__(self, **params: Any) -> None:
-        self.params = params
-        self.stats: dict[str, Any] = {"records": {}, "skipped": {}}
-        self.errors: list[str] = []
-
-    @classmethod
-    def sniff(cls, head: bytes, path: str) -> bool:
-        """Does a file starting with these (decompressed) bytes look like this format?"""
-        return False
-
-    def read(self, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
-        raise NotImplementedError
-
-    def count(self, group: str, key: str, n: int = 1) -> None:
-        d = self.stats.setdefault(group, {})
-        d[key] = d.get(key, 0) + n
-
-
-OPERATORS: dict[str, type[Operator]] = {}
-READERS: dict[str, type[Reader]] = {}
-
-
-def register(cls):
-    """Class decorator: make an operator or a reader available to job files by its name."""
-    if issubclass(cls, Reader):
-        READERS[cls.format] = cls
-    else:
-        if not cls.name:
-            raise ValueError(f"{cls.__name__} has no name")
-        OPERATORS[cls.name] = cls
-    return cls
-
-
-def load_plugins() -> None:
-    """Import every module of the `operators` package so their @register calls run."""
-    import importlib
-    import pkgutil
-
-    import operators as pkg
-
-    def walk(package):
-        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
-            mod = importlib.import_module(info.name)
-            if info.ispkg:
-                walk(mod)
-
-    walk(pkg)
-
-
-_loaded = False
-
-
-def _ensure_loaded() -> None:
-    global _loaded
-    if not _loaded:
-        load_plugins()
-        _loaded = True
-
-
-def get_operator(name: str) -> type[Operator]:
-    if name not in OPERATORS:
-        _ensure_loaded()
-    return OPERATORS[name]
-
-
-def get_reader(fmt: str) -> type[Reader]:
-    if fmt not in READERS:
-        _ensure_loaded()
-    return READERS[fmt]

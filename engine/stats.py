@@ -1,88 +1,175 @@
-"""Counters per operator, merged across shards and workers, and the accounting check.
+"""Typed counters: per operator, per reader, per unit of work, and the job's stats.json.
 
 Every input document is either kept or dropped by exactly one operator with a reason, so
-`documents_read == documents_kept + sum(dropped)` must hold; `check()` says whether it does.
+`documents_read == documents_kept + documents_dropped` must hold; `Totals.accounting_ok` says
+whether it does. A unit's `UnitStats` is what its manifest record holds; `JobStats.merge` is the
+one place where units are added up. stats.json is `JobStats.to_dict()`, versioned by `schema`.
 """
 from __future__ import annotations
 
-import copy
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
+#: Version of stats.json's layout (README, "stats.json").
+SCHEMA = 1
 
-def new_op_stats() -> dict[str, Any]:
-    return {"docs_in": 0, "docs_out": 0, "dropped": {}, "seconds": 0.0, "bytes_in": 0}
+
+def _add_counts(dst: dict[str, int], src: dict[str, int]) -> None:
+    for k, v in src.items():
+        dst[k] = dst.get(k, 0) + v
 
 
-class StageStats:
-    """Counters of one unit of work (one shard through one stage)."""
+@dataclass
+class OperatorStats:
+    docs_in: int = 0
+    docs_out: int = 0
+    #: Dropped documents by reason.
+    dropped: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    #: CPU seconds (user + system, this process) beside the wall-clock `seconds`: per-core rates
+    #: that stay true when the machine is shared.
+    cpu_seconds: float = 0.0
+    #: Bytes of the string columns the operator reads.
+    bytes_in: int = 0
 
-    def __init__(self) -> None:
-        self.operators: dict[str, dict[str, Any]] = {}
-        self.reader: dict[str, Any] = {"records": {}, "skipped": {}, "errors": [], "documents": 0}
-        self.written = 0
+    def add(self, other: OperatorStats) -> None:
+        self.docs_in += other.docs_in
+        self.docs_out += other.docs_out
+        self.seconds += other.seconds
+        self.cpu_seconds += other.cpu_seconds
+        self.bytes_in += other.bytes_in
+        _add_counts(self.dropped, other.dropped)
 
-    def op(self, name: str) -> dict[str, Any]:
-        if name not in self.operators:
-            self.operators[name] = new_op_stats()
-        return self.operators[name]
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
 
-    def record(self, name: str, docs_in: int, docs_out: int, dropped: dict[str, int], seconds: float,
-               bytes_in: int = 0) -> None:
-        s = self.op(name)
-        s["docs_in"] += docs_in
-        s["docs_out"] += docs_out
-        s["seconds"] += seconds
-        s["bytes_in"] += bytes_in
-        for k, v in dropped.items():
-            s["dropped"][k] = s["dropped"].get(k, 0) + v
+
+@dataclass
+class ReaderStats:
+    #: Rows the readers produced (documents and rows rejected by the reader alike).
+    documents: int = 0
+    #: Counters by group (`records` by type, `skipped` by reason, and any a reader adds).
+    groups: dict[str, dict[str, int]] = field(default_factory=lambda: {"records": {}, "skipped": {}})
+    #: What ended a shard early, "<shard>: <message>".
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: ReaderStats) -> None:
+        self.documents += other.documents
+        for g, counts in other.groups.items():
+            _add_counts(self.groups.setdefault(g, {}), counts)
+        self.errors.extend(other.errors)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"operators": self.operators, "reader": self.reader, "written": self.written}
+        return {**{g: dict(c) for g, c in self.groups.items()}, "errors": list(self.errors),
+                "documents": self.documents}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReaderStats:
+        groups = {k: dict(v) for k, v in d.items() if isinstance(v, dict)}
+        return cls(documents=int(d.get("documents", 0)), groups=groups or {"records": {}, "skipped": {}},
+                   errors=list(d.get("errors", [])))
 
 
-def _merge_counts(dst: dict, src: dict) -> None:
-    for k, v in src.items():
-        if isinstance(v, dict):
-            _merge_counts(dst.setdefault(k, {}), v)
-        elif isinstance(v, list):
-            dst.setdefault(k, []).extend(v)
-        elif isinstance(v, (int, float)):
-            dst[k] = dst.get(k, 0) + v
-        else:
-            dst[k] = v
+@dataclass
+class UnitStats:
+    """One unit of work: a shard through one stage, or a stage's reduce."""
+
+    unit: str = ""
+    shard: str | None = None
+    operators: dict[str, OperatorStats] = field(default_factory=dict)
+    reader: ReaderStats = field(default_factory=ReaderStats)
+    #: Documents written to documents/ by this unit.
+    written: int = 0
+    wall_seconds: float = 0.0
+    #: The process that ran it: pid, host, role, max_rss_mb, cpu_seconds (engine.metrics).
+    worker: dict[str, Any] = field(default_factory=dict)
+    #: What a global operator's reduce returned, by operator name.
+    global_: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def op(self, name: str) -> OperatorStats:
+        if name not in self.operators:
+            self.operators[name] = OperatorStats()
+        return self.operators[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"unit": self.unit, "operators": {n: dataclasses.asdict(s) for n, s in self.operators.items()},
+             "reader": self.reader.to_dict(), "written": self.written, "wall_seconds": round(self.wall_seconds, 4),
+             "worker": self.worker, "global": self.global_}
+        if self.shard is not None:
+            d["shard"] = self.shard
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UnitStats:
+        names = {f.name for f in dataclasses.fields(OperatorStats)}
+        ops = {n: OperatorStats(**{k: v for k, v in s.items() if k in names}) for n, s in d.get("operators", {}).items()}
+        return cls(unit=d.get("unit", ""), shard=d.get("shard"), operators=ops,
+                   reader=ReaderStats.from_dict(d.get("reader", {})), written=int(d.get("written", 0)),
+                   wall_seconds=float(d.get("wall_seconds", 0.0)), worker=dict(d.get("worker") or {}),
+                   global_=dict(d.get("global", {})))
 
 
-def merge(units: list[dict[str, Any]], order: list[str]) -> dict[str, Any]:
-    """Merge per-unit stats into the job's stats.json; `order` is the pipeline's operator order."""
-    ops: dict[str, dict[str, Any]] = {}
-    reader: dict[str, Any] = {"records": {}, "skipped": {}, "errors": [], "documents": 0}
-    written = 0
-    extra: dict[str, Any] = {}
-    for u in units:
-        for name, s in u.get("operators", {}).items():
-            _merge_counts(ops.setdefault(name, new_op_stats()), copy.deepcopy(s))
-        _merge_counts(reader, copy.deepcopy(u.get("reader", {})))
-        written += u.get("written", 0)
-        for k, v in u.get("global", {}).items():
-            extra[k] = v
-    ordered = {n: ops[n] for n in order if n in ops}
-    ordered.update({n: s for n, s in ops.items() if n not in ordered})
-    for s in ordered.values():
-        s["seconds"] = round(s["seconds"], 4)
-    dropped_by_op = {n: sum(s["dropped"].values()) for n, s in ordered.items() if s["dropped"]}
-    dropped = sum(dropped_by_op.values())
-    total = {
-        "documents_read": reader["documents"],
-        "documents_kept": written,
-        "documents_dropped": dropped,
-        "dropped_by_operator": dropped_by_op,
-        "shard_errors": len(reader["errors"]),
-    }
-    total["accounting_ok"] = total["documents_read"] == written + dropped
-    return {"total": total, "reader": reader, "operators": ordered, "global": extra}
+@dataclass
+class Totals:
+    documents_read: int = 0
+    documents_kept: int = 0
+    documents_dropped: int = 0
+    dropped_by_operator: dict[str, int] = field(default_factory=dict)
+    shard_errors: int = 0
+
+    @property
+    def accounting_ok(self) -> bool:
+        return self.documents_read == self.documents_kept + self.documents_dropped
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "accounting_ok": self.accounting_ok}
+
+
+@dataclass
+class JobStats:
+    """stats.json: totals, the readers' counters, each operator's, the global steps', the job's."""
+
+    total: Totals = field(default_factory=Totals)
+    reader: ReaderStats = field(default_factory=ReaderStats)
+    operators: dict[str, OperatorStats] = field(default_factory=dict)
+    global_: dict[str, dict[str, Any]] = field(default_factory=dict)
+    job: dict[str, Any] = field(default_factory=dict)
+    schema: int = SCHEMA
+
+    @classmethod
+    def merge(cls, units: list[UnitStats], order: list[str]) -> JobStats:
+        """Add up units; operators in pipeline order (`order`), then any others."""
+        ops: dict[str, OperatorStats] = {}
+        reader = ReaderStats()
+        written = 0
+        glob: dict[str, dict[str, Any]] = {}
+        for u in units:
+            for name, s in u.operators.items():
+                ops.setdefault(name, OperatorStats()).add(s)
+            reader.add(u.reader)
+            written += u.written
+            glob.update(u.global_)
+        ordered = {n: ops[n] for n in order if n in ops}
+        ordered.update({n: s for n, s in ops.items() if n not in ordered})
+        for s in ordered.values():
+            s.seconds = round(s.seconds, 4)
+            s.cpu_seconds = round(s.cpu_seconds, 4)
+        by_op = {n: s.dropped_total for n, s in ordered.items() if s.dropped}
+        total = Totals(documents_read=reader.documents, documents_kept=written,
+                       documents_dropped=sum(by_op.values()), dropped_by_operator=by_op,
+                       shard_errors=len(reader.errors))
+        return cls(total=total, reader=reader, operators=ordered, global_=glob)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.schema, "total": self.total.to_dict(), "reader": self.reader.to_dict(),
+                "operators": {n: dataclasses.asdict(s) for n, s in self.operators.items()},
+                "global": self.global_, "job": self.job}
 
 
 def check(stats: dict[str, Any]) -> None:
+    """Raise when a stats.json's counts do not add up."""
     t = stats["total"]
     if not t["accounting_ok"]:
         raise AssertionError(

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -13,29 +13,74 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console(stderr=True)
 
 
+# options that `run` and `dedup` share, declared once
+InputOption = Annotated[Optional[list[str]], typer.Option(
+    "-i", "--input", help="input paths or globs (local or fsspec URL); several may follow one -i")]
+OutputOption = Annotated[Optional[str], typer.Option("-o", "--output", help="output folder (local or fsspec URL)")]
+WorkersOption = Annotated[Optional[int], typer.Option("--workers", min=1, help="worker processes or actors")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
+
+
 @app.command()
 def run(
     job: Optional[str] = typer.Argument(None, help="job file (YAML); default: jobs/default.yaml"),
-    input: Optional[list[str]] = typer.Option(None, "-i", "--input", help="input paths or globs (local or fsspec URL)"),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="output folder"),
+    input: InputOption = None,
+    output: OutputOption = None,
     executor: Optional[str] = typer.Option(None, "--executor", help="local or ray"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1),
+    workers: WorkersOption = None,
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (ray executor)"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="override a job value: key.path=value"),
     keep_work: bool = typer.Option(False, "--keep-work", help="keep intermediate stage files"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: QuietOption = False,
 ) -> None:
     """Run a job; re-running into the same output resumes (finished shards are skipped)."""
-    from engine.graph import JobError, apply_sets, load_job
-    from jobs.runjob import run_job
+    from engine.job import apply_sets, load_job
+    from jobs.paths import DEFAULT_JOB
 
+    def start():
+        data = apply_sets(load_job(job or DEFAULT_JOB), set_ or [])
+        return data, dict(inputs=input or None, out=output, executor=executor, workers=workers, address=address,
+                          keep_work=keep_work)
+    _run_and_report(start, quiet, resume=f"decant run {job or ''} ... -o {output or 'OUT'}")
+
+
+@app.command()
+def dedup(
+    input: InputOption = None,
+    output: OutputOption = None,
+    threshold: float = typer.Option(0.8, "--threshold"),
+    ngram: int = typer.Option(5, "--ngram"),
+    num_perm: int = typer.Option(112, "--num-perm"),
+    bands: Optional[int] = typer.Option(None, "--bands"),
+    rows: Optional[int] = typer.Option(None, "--rows"),
+    workers: WorkersOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Global MinHash-LSH near-duplicate removal over JSONL(.gz) or Parquet documents with id and text."""
+    from jobs.dedup_cmd import dedup_job
+
+    def start():
+        if not input or not output:
+            raise typer.BadParameter("give the documents with -i and the output folder with -o")
+        spec = dedup_job(input, output, threshold, ngram, num_perm, bands, rows, workers)
+        return spec, dict(executor="local", workers=workers)
+    _run_and_report(start, quiet, resume="the same decant dedup command")
+
+
+def _run_and_report(start, quiet: bool, resume: str) -> None:
+    """Run a job with a progress bar and print its summary; job errors are one line (exit 2), an
+    interrupt says how to resume (exit 130), broken accounting exits 1."""
+    from engine.errors import JobError
+    from jobs.runjob import run_job
     try:
-        data = apply_sets(load_job(job), set_ or [])
-        stats = _run_with_progress(run_job, data, inputs=input or None, out=output, executor=executor,
-                                   workers=workers, address=address, keep_work=keep_work, quiet=quiet)
+        data, kw = start()
+        stats = _run_with_progress(run_job, data, quiet=quiet, **kw)
     except JobError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/yellow]: finished shards are kept; run {resume} again to resume")
+        raise typer.Exit(130) from None
     print_summary(stats)
     if not stats["total"]["accounting_ok"]:
         console.print("[red]accounting does not add up; see stats.json[/red]")
@@ -45,22 +90,21 @@ def run(
 def _run_with_progress(run_job, data: dict[str, Any], quiet: bool = False, **kw) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    if quiet or not sys.stderr.isatty() and False:
+    if quiet:
         return run_job(data, **kw)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[docs]:,} docs read"), TimeElapsedColumn(), console=console,
-                        disable=quiet)
+                        TextColumn("{task.fields[docs]:,} docs read"), TimeElapsedColumn(), console=console)
     state: dict[str, Any] = {"docs": 0}
 
     def on_plan(plan, graph):
+        from engine.io import Manifest
         state["task"] = progress.add_task(f"{len(plan.inputs)} shards x {len(graph.stages)} stage(s)",
                                           total=len(plan.inputs) * len(graph.stages), docs=0)
-        from engine.io import Manifest
-        done = len([u for u in Manifest(plan.out).units() if "/shard-" in u])
+        done = len([u for u in Manifest(plan.work.manifest).units() if "/shard-" in u])
         progress.update(state["task"], completed=done)
 
     def on_done(rec):
-        state["docs"] += rec.get("reader", {}).get("documents", 0)
+        state["docs"] += rec.reader.documents
         progress.update(state["task"], advance=1, docs=state["docs"])
 
     with progress:
@@ -68,6 +112,7 @@ def _run_with_progress(run_job, data: dict[str, Any], quiet: bool = False, **kw)
 
 
 def print_summary(stats: dict[str, Any]) -> None:
+    """The kept/dropped table of a stats.json (the one summary table: `decant report` prints it too)."""
     out = Console()
     if not out.is_terminal:
         out = Console(width=140)  # logs and CI: keep the table on one line per operator
@@ -85,30 +130,6 @@ def print_summary(stats: dict[str, Any]) -> None:
               f"shard errors {tot['shard_errors']}; wall {stats['job']['wall_seconds']:.1f}s")
     for e in stats["reader"]["errors"][:10]:
         out.print(f"[yellow]shard error:[/yellow] {e}")
-
-
-@app.command()
-def dedup(
-    input: list[str] = typer.Option(..., "-i", "--input", help="JSONL(.gz) or Parquet documents with id and text"),
-    output: str = typer.Option(..., "-o", "--output"),
-    threshold: float = typer.Option(0.8, "--threshold"),
-    ngram: int = typer.Option(5, "--ngram"),
-    num_perm: int = typer.Option(112, "--num-perm"),
-    bands: Optional[int] = typer.Option(None, "--bands"),
-    rows: Optional[int] = typer.Option(None, "--rows"),
-    workers: Optional[int] = typer.Option(None, "--workers"),
-) -> None:
-    """Global MinHash-LSH near-duplicate removal over documents."""
-    from engine.graph import JobError
-    from jobs.dedup_cmd import dedup as run_dedup
-    try:
-        stats = run_dedup(inputs=input, output=output, threshold=threshold, ngram=ngram, num_perm=num_perm,
-                          bands=bands, rows=rows, workers=workers)
-    except JobError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    if isinstance(stats, dict) and "operators" in stats:
-        print_summary(stats)
 
 
 @app.command()

@@ -5,8 +5,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.graph import Graph, JobError, JobSpec, SAMPLES, parse_job
-from engine.runner import JobPlan, finish, make_plan, prepare_output
+from engine.errors import JobError
+from engine.finish import finish
+from engine.graph import Graph
+from engine.job import JobSpec, parse_job
+from engine.plan import JobPlan, make_plan, prepare_output
+from engine.stats import UnitStats
+from jobs.paths import PACKAGES, SAMPLES, working_dir_env
 
 
 def default_inputs() -> list[str]:
@@ -17,11 +22,10 @@ def default_inputs() -> list[str]:
 def plan_job(spec: dict[str, Any] | JobSpec, inputs: list[str] | None = None, out: str | None = None
              ) -> tuple[JobPlan, Graph]:
     job = spec if isinstance(spec, JobSpec) else parse_job(spec)
-    graph = Graph(job)  # validates operators and parameters before anything runs
+    graph = Graph(job, PACKAGES)  # validates operators and parameters before anything runs
     if not inputs and not job.input.paths:
         inputs = default_inputs()
-    plan = make_plan(job, inputs, out)
-    return plan, graph
+    return make_plan(job, inputs, out, PACKAGES), graph
 
 
 def make_executor(kind: str, workers: int, spec: JobSpec, address: str | None = None):
@@ -30,16 +34,18 @@ def make_executor(kind: str, workers: int, spec: JobSpec, address: str | None = 
         return LocalExecutor(workers=workers, max_retries=spec.executor.max_retries)
     if kind == "ray":
         from engine.executors.ray_executor import RayExecutor
-        return RayExecutor(workers=workers, address=address or spec.executor.address,
-                           max_retries=spec.executor.max_retries, max_in_flight=spec.executor.max_in_flight)
+        ex = RayExecutor(workers=workers, address=address or spec.executor.address,
+                         max_retries=spec.executor.max_retries, max_in_flight=spec.executor.max_in_flight)
+        ex.ship_runtime_env = working_dir_env
+        return ex
     raise JobError(f"executor.kind: unknown executor {kind!r} (local or ray)")
 
 
 def run_job(spec: dict[str, Any] | JobSpec, *, inputs: list[str] | None = None, out: str | None = None,
             executor: str | None = None, workers: int | None = None, address: str | None = None,
-            on_done: Callable[[dict[str, Any]], None] | None = None, on_plan: Callable | None = None,
+            on_done: Callable[[UnitStats], None] | None = None, on_plan: Callable | None = None,
             keep_work: bool = False) -> dict[str, Any]:
-    """Run a job to completion (resuming into an existing output) and return its merged stats."""
+    """Run a job to completion (resuming into an existing output) and return its stats.json."""
     plan, graph = plan_job(spec, inputs, out)
     job = plan.spec
     kind = executor or job.executor.kind
@@ -50,4 +56,4 @@ def run_job(spec: dict[str, Any] | JobSpec, *, inputs: list[str] | None = None, 
     t0 = time.perf_counter()
     ex = make_executor(kind, nworkers, job, address)
     ex.run(plan, graph, on_done)
-    return finish(plan, graph, time.perf_counter() - t0, keep_work=keep_work)
+    return finish(plan, graph, time.perf_counter() - t0, keep_work=keep_work).to_dict()

@@ -25,17 +25,12 @@ from typing import Any
 
 import typer
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from jobs.paths import REPO_ROOT, WORKING_DIR_EXCLUDES
+
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 ADDRESS_ENV = "RAY_API_SERVER_ADDRESS"
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
-#: Not shipped to the cluster with the code (Ray's working_dir is limited in size, and these are
-#: outputs, caches or history).
-EXCLUDES = [
-    ".git", "out", "bench-results", "**/__pycache__", "*.egg-info", "**/*.pyc", ".pytest_cache",
-    ".venv", "**/_work", ".decant-job-*.yaml", "docker/*.tar", "docker/data", ".ruff_cache", ".benchmarks",
-]
 
 
 def _client(address: str):
@@ -60,7 +55,7 @@ def build_entrypoint(job: str | None, inputs: list[str] | None, output: str | No
     """The entrypoint command and the working_dir excludes for a job."""
     parts: list[str] = []
     prefix = ""
-    excludes = list(EXCLUDES) + list(extra_excludes or [])
+    excludes = list(WORKING_DIR_EXCLUDES) + list(extra_excludes or [])
     if job:
         jp = Path(job).expanduser().resolve()
         if not jp.is_file():

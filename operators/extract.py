@@ -37,7 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from engine.documents import HTML, TEXT, URL, set_column
+from engine.documents import TEXT, URL, set_column
+from operators.columns import HTML
 from engine.operator import Operator, Params, Resources, Result, register
 
 # Status codes for one document (kept small so results pickle cheaply).

@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
-from engine.documents import LANGUAGE, LANGUAGE_SCORE, TEXT, set_column
+from engine.documents import TEXT, set_column
+from operators.columns import LANGUAGE, LANGUAGE_SCORE
 from engine.operator import Operator, Params, Resources, Result, register
 
 UNKNOWN = "unknown"

@@ -37,7 +37,8 @@ import numpy as np
 import pyarrow as pa
 from pydantic import field_validator
 
-from engine.documents import BUCKET, LANGUAGE, PERPLEXITY, TEXT, set_column
+from engine.documents import TEXT, set_column
+from operators.columns import BUCKET, LANGUAGE, PERPLEXITY
 from engine.operator import Operator, Params, Resources, Result, register
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """The local executor: one machine, N worker processes (or in-process with one worker).
 
-Shards of a stage are handed to a process pool; each worker keeps the job's operators set up
-across shards and stages (engine.runner.worker_graph). A worker that dies (killed, out of memory)
-breaks the pool: the pool is rebuilt and the unfinished shards are retried, up to max_retries;
-finished shards are safe in the manifest.
+Shards of a stage are handed to a process pool whose processes each build the job's worker once
+(engine.worker.start_process_worker), so models load once per process and stay loaded across
+shards and stages. A worker that dies (killed, out of memory) breaks the pool: the pool is rebuilt
+and the unfinished shards are retried, up to max_retries; finished shards are safe in the manifest.
 """
 from __future__ import annotations
 
@@ -14,20 +14,24 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
 
 from engine.graph import Graph
-from engine.runner import JobPlan, pending_shards, run_shard_stage, run_stages
+from engine.plan import JobPlan
+from engine.stages import pending_shards, run_stages
+from engine.stats import UnitStats
+from engine.worker import Worker, run_shard_in_process, start_process_worker
 
 
-def _exit_with_parent(ppid: int) -> None:
-    """Pool worker initializer: end this worker when the driver is gone. A killed driver otherwise
-    leaves its workers running (they finish their shard, then wait forever), racing the resumed job."""
+def _start_pool_process(ppid: int, plan: JobPlan | None) -> None:
+    """Pool initializer: end this process when the driver is gone (a killed driver otherwise leaves
+    its workers running, racing the resumed job), then build the job's worker."""
     def watch() -> None:
         while os.getppid() == ppid:
             time.sleep(0.5)
         os._exit(1)
     threading.Thread(target=watch, daemon=True, name="decant-parent-watch").start()
+    if plan is not None:
+        start_process_worker(plan)
 
 
 class LocalExecutor:
@@ -37,12 +41,14 @@ class LocalExecutor:
         self.workers = max(1, workers)
         self.max_retries = max_retries
         self._pool: ProcessPoolExecutor | None = None
+        self._plan: JobPlan | None = None
+        self._inline: Worker | None = None
 
     # -- pool management
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
+                                             initializer=_start_pool_process, initargs=(os.getpid(), self._plan))
         return self._pool
 
     def _reset_pool(self) -> None:
@@ -68,16 +74,16 @@ class LocalExecutor:
                     raise
         raise AssertionError("unreachable")
 
-    def run_stage(self, plan: JobPlan, stage: int, on_done: Callable[[dict[str, Any]], None]) -> None:
+    def run_stage(self, plan: JobPlan, stage: int, on_done: Callable[[UnitStats], None]) -> None:
         todo = pending_shards(plan, stage)
         if self.workers == 1:
             for s in todo:
-                on_done(run_shard_stage(plan, stage, s))
+                on_done(self._inline.run_shard(stage, s))
             return
         attempts = 0
         while todo:
             pool = self._get_pool()
-            futures = {pool.submit(run_shard_stage, plan, stage, s): s for s in todo}
+            futures = {pool.submit(run_shard_in_process, stage, s): s for s in todo}
             broken = False
             remaining = set(futures)
             while remaining:
@@ -99,10 +105,12 @@ class LocalExecutor:
                 raise RuntimeError(f"stage {stage}: worker processes kept dying; gave up after {attempts} tries")
             todo = pending_shards(plan, stage)
 
-    def run(self, plan: JobPlan, graph: Graph, on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def run(self, plan: JobPlan, graph: Graph, on_done: Callable[[UnitStats], None] | None = None) -> None:
         on_done = on_done or (lambda rec: None)
         if any(p.startswith("memory://") for p in [plan.out, *plan.inputs]):
             self.workers = 1  # memory:// lives in one process: worker processes would not see it
+        self._plan = plan
+        self._inline = Worker(plan, graph) if self.workers == 1 else None
         try:
             run_stages(plan, graph, self.run_stage, self.parallel, on_done)
         finally:

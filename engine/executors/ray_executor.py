@@ -1,9 +1,9 @@
 """The Ray executor: the same units of work as the local executor, on a Ray cluster.
 
 How work is laid out
-- One actor per worker (`ShardWorker`). An actor runs the fused operator chain of a stage for a
-  whole shard (`engine.runner.run_shard_stage`); the job's operators are built and set up once per
-  actor process (`engine.runner.worker_graph` caches them), so models load once per actor, not per
+- One actor per worker (`ShardWorker`), handed the job's plan when it starts. An actor runs the
+  fused operator chain of a stage for a whole shard (`engine.shard_task.run_shard_stage`); it
+  builds the job's graph once (engine.worker.Worker), so models load once per actor, not per
   shard, and stay loaded across stages.
 - Shards are scheduled to actors with at most `max_in_flight` shard calls outstanding per actor
   (one running, the rest queued in the actor so it never idles while the driver handles a result).
@@ -35,7 +35,7 @@ Fault tolerance
 - An exception raised by an operator (a bug, a bad parameter) is not retried: it fails the job
   at once with the worker's traceback, as with the local executor.
 - The driver itself may die: the job's actors die with it (they are not detached) and a re-run
-  into the same output resumes from the manifest (`engine.runner.pending_shards`), redoing only
+  into the same output resumes from the manifest (`engine.stages.pending_shards`), redoing only
   unfinished shards and reduces.
 """
 from __future__ import annotations
@@ -52,16 +52,10 @@ import ray
 from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from engine.graph import Graph
-from engine.runner import JobPlan, pending_shards, run_shard_stage, run_stages
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-#: Folders of the repository never shipped to a cluster as the job's working directory.
-WORKING_DIR_EXCLUDES = [
-    ".git", ".git/**", "out", "out/**", "bench-results", "bench-results/**", "**/__pycache__",
-    "*.egg-info", "**/*.pyc", ".pytest_cache", ".venv", "docker/*.tar", "docker/data", "**/_work",
-    ".ruff_cache", ".benchmarks",
-]
+from engine.plan import JobPlan
+from engine.stages import pending_shards, run_stages
+from engine.stats import UnitStats
+from engine.worker import Worker
 
 try:  # the dead-actor error class moved between Ray versions
     from ray.exceptions import ActorDiedError as _ActorDied  # type: ignore[attr-defined]
@@ -79,14 +73,17 @@ WORKER_LOST = (RayActorError, _ActorDied, _ActorUnavailable)
 class ShardWorker:
     """One worker: runs shards of any stage of the job in its process (operators set up once)."""
 
+    def __init__(self, plan: JobPlan) -> None:
+        self.worker = Worker(plan)
+
     def pid(self) -> int:
         return os.getpid()
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
 
-    def run(self, plan: JobPlan, stage: int, shard: int) -> dict[str, Any]:
-        return run_shard_stage(plan, stage, shard)
+    def run(self, stage: int, shard: int) -> UnitStats:
+        return self.worker.run_shard(stage, shard)
 
 
 _RemoteShardWorker = ray.remote(ShardWorker)
@@ -110,11 +107,6 @@ def absolute_plan(plan: JobPlan) -> JobPlan:
     out = os.path.abspath(plan.out) if _is_local_path(plan.out) and not plan.out.startswith("file://") else plan.out
     inputs = [os.path.abspath(p) if "://" not in p else p for p in plan.inputs]
     return dataclasses.replace(plan, out=out, inputs=inputs)
-
-
-def default_runtime_env(excludes: list[str] | None = None) -> dict[str, Any]:
-    """Ship the repository as the job's working directory (for a cluster that lacks the package)."""
-    return {"working_dir": str(REPO_ROOT), "excludes": list(WORKING_DIR_EXCLUDES) + list(excludes or [])}
 
 
 class RayExecutor:
@@ -142,6 +134,11 @@ class RayExecutor:
         self.failures: dict[tuple[int, int], int] = {}
         self._cpus = 1.0
         self._want_cpus = 1.0
+        self._memory_mb = 0
+        self._plan_ref: Any = None
+        #: Where the code shipped to a cluster comes from (set by the caller that knows the
+        #: project's layout; None: the cluster must already have the package).
+        self.ship_runtime_env: Callable[[], dict[str, Any]] = lambda: {}
         self.actor_start_timeout = 300.0
 
     # ------------------------------------------------------------------ cluster
@@ -168,7 +165,7 @@ class RayExecutor:
             if self.runtime_env is not None:
                 kw["runtime_env"] = self.runtime_env
             elif ship:
-                kw["runtime_env"] = default_runtime_env()
+                kw["runtime_env"] = self.ship_runtime_env()
         ray.init(**kw)
         # Inside a submitted Ray Job the connection belongs to the job: left to the process exit.
         self._we_started_ray = not inside_job
@@ -185,8 +182,10 @@ class RayExecutor:
         self._cpus = round(max(0.01, min(self._want_cpus, total / (2 * self.workers))), 3)
 
     def _new_actor(self, slot: int) -> Any:
-        actor = _RemoteShardWorker.options(num_cpus=self._cpus, max_restarts=0, max_task_retries=0,
-                                           name=None).remote()
+        opts: dict[str, Any] = {"num_cpus": self._cpus, "max_restarts": 0, "max_task_retries": 0}
+        if self._memory_mb:
+            opts["memory"] = int(self._memory_mb) * 2**20
+        actor = _RemoteShardWorker.options(**opts).remote(self._plan_ref)
         try:
             pid = ray.get(actor.pid.remote(), timeout=self.actor_start_timeout)
         except ray.exceptions.GetTimeoutError:
@@ -239,12 +238,11 @@ class RayExecutor:
                 results[i] = ray.get(ref)
         return results
 
-    def run_stage(self, plan: JobPlan, stage: int, on_done: Callable[[dict[str, Any]], None]) -> None:
+    def run_stage(self, plan: JobPlan, stage: int, on_done: Callable[[UnitStats], None]) -> None:
         todo: deque[int] = deque(pending_shards(plan, stage))
         if not todo:
             return
         self._ensure_actors()
-        plan_ref = ray.put(plan)
         in_flight: dict[Any, tuple[int, int]] = {}       # ref -> (slot, shard)
         per_slot = [0] * len(self.actors)
         generation = [0] * len(self.actors)
@@ -254,7 +252,7 @@ class RayExecutor:
             for slot in range(len(self.actors)):
                 while todo and per_slot[slot] < self.max_in_flight:
                     shard = todo.popleft()
-                    ref = self.actors[slot].run.remote(plan_ref, stage, shard)
+                    ref = self.actors[slot].run.remote(stage, shard)
                     in_flight[ref] = (slot, shard)
                     ref_gen[ref] = generation[slot]
                     per_slot[slot] += 1
@@ -298,14 +296,15 @@ class RayExecutor:
             raise RuntimeError(f"stage {stage}, shard {shard}: its worker died {n} times "
                                f"(max_retries={self.max_retries}); last error: {type(err).__name__}: {err}")
 
-    def run(self, plan: JobPlan, graph: Graph, on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def run(self, plan: JobPlan, graph: Graph, on_done: Callable[[UnitStats], None] | None = None) -> None:
         on_done = on_done or (lambda rec: None)
         plan = absolute_plan(plan)
-        wants = [float(getattr(op, "resources", None).cpus) for op in graph.operators
-                 if getattr(op, "resources", None) is not None]
-        self._want_cpus = max(wants) if wants else 1.0
+        # the fused chain runs its operators one after another: it needs the largest of their asks
+        self._want_cpus = max((float(op.resources.cpus) for op in graph.operators), default=1.0)
+        self._memory_mb = max((int(op.resources.memory_mb) for op in graph.operators), default=0)
         try:
             self.connect()
+            self._plan_ref = ray.put(plan)
             self._ensure_actors()
             run_stages(plan, graph, self.run_stage, self.parallel, on_done)
         finally:

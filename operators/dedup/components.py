@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine.io import listdir_files, read_parquet, remove, write_parquet_atomic
+from engine.shuffle import scatter_table
 from operators.dedup.minhash import fmix64
 
 EDGE_SCHEMA = pa.schema([pa.field("u", pa.uint64()), pa.field("v", pa.uint64())])
@@ -52,13 +53,8 @@ def part_dir(d: str, q: int) -> str:
 
 def write_by_node(table: pa.Table, keys: np.ndarray, out_dir: str, source: int, num_partitions: int) -> None:
     """Scatter rows to `out_dir/part-<node partition of their key>/from-<source>.parquet`, row order kept."""
-    part = node_partition(keys, num_partitions)
-    order = np.argsort(part, kind="stable")
-    bounds = np.searchsorted(part[order], np.arange(num_partitions + 1))
-    for q in range(num_partitions):
-        lo, hi = bounds[q], bounds[q + 1]
-        if hi > lo:
-            write_parquet_atomic(table.take(pa.array(order[lo:hi])), f"{part_dir(out_dir, q)}/from-{source:05d}.parquet")
+    for q, rows in scatter_table(table, node_partition(keys, num_partitions)):
+        write_parquet_atomic(rows, f"{part_dir(out_dir, q)}/from-{source:05d}.parquet")
 
 
 def write_undirected(a: np.ndarray, b: np.ndarray, out_dir: str, source: int, num_partitions: int) -> int:

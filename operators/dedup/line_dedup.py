@@ -31,7 +31,9 @@ import xxhash
 
 from engine.documents import KEY, TEXT, set_column
 from engine.io import read_parquet, remove, write_parquet_atomic
-from engine.operator import GlobalContext, GlobalOperator, Params, Resources, Result, register
+from engine.operator import GlobalOperator, Params, Resources, Result, register
+from engine.reduce import GlobalContext
+from engine.shuffle import scatter_table
 from operators.text_norm import normalize_lines
 
 _h64 = xxhash.xxh3_64_intdigest
@@ -191,20 +193,11 @@ def _reduce_partition(item: tuple[int, list[str], str]) -> dict:
     unique = int(first.sum())
     rk, rl = k[~first], ln[~first]
     pieces = []
-    if len(rk):
-        shard = (rk >> np.uint64(32)).astype(np.int64)
-        o = np.argsort(shard, kind="stable")
-        shard, rk, rl = shard[o], rk[o], rl[o]
-        bounds = np.flatnonzero(np.diff(shard)) + 1
-        starts = np.concatenate([[0], bounds])
-        ends = np.concatenate([bounds, [len(shard)]])
-        for s, e in zip(starts, ends):
-            sh = int(shard[s])
-            path = f"{root}/pieces/shard-{sh:06d}/part-{p:05d}.parquet"
-            write_parquet_atomic(pa.table({"key": pa.array(rk[s:e], pa.uint64()),
-                                           "line": pa.array(rl[s:e], pa.uint32())},
-                                          schema=APPLY_SCHEMA), path)
-            pieces.append((sh, path))
+    removed = pa.table({"key": pa.array(rk, pa.uint64()), "line": pa.array(rl, pa.uint32())}, schema=APPLY_SCHEMA)
+    for sh, rows in scatter_table(removed, (rk >> np.uint64(32)).astype(np.int64)):
+        path = f"{root}/pieces/shard-{sh:06d}/part-{p:05d}.parquet"
+        write_parquet_atomic(rows, path)
+        pieces.append((sh, path))
     return {"lines": len(h), "unique": unique, "removed": len(rk), "pieces": pieces}
 
 

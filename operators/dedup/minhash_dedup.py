@@ -35,7 +35,9 @@ from pydantic import Field, model_validator
 
 from engine.documents import ID, KEY, texts
 from engine.io import fs_and_path, listdir_files, read_parquet, remove, rename, write_parquet_atomic
-from engine.operator import GlobalContext, GlobalOperator, Params, Resources, Result, register
+from engine.operator import GlobalOperator, Params, Resources, Result, register
+from engine.reduce import GlobalContext
+from engine.shuffle import scatter_table
 from operators.dedup import components as cc
 from operators.dedup.minhash import band_keys, minhash_signatures, optimal_bands
 
@@ -161,11 +163,9 @@ class MinHashDedup(GlobalOperator):
             if not files:
                 continue
             t = pa.concat_tables([read_parquet(f) for f in files]).sort_by(KEY)
-            keys = t.column(KEY).to_numpy()
-            shard = (keys >> np.uint64(32)).astype(np.int64)
-            cuts = np.flatnonzero(np.diff(shard)) + 1
-            for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(shard)]])):
-                ctx.write_apply(int(shard[lo]), t.slice(int(lo), int(hi - lo)))
+            shard = (t.column(KEY).to_numpy() >> np.uint64(32)).astype(np.int64)
+            for sh, rows in scatter_table(t, shard):
+                ctx.write_apply(sh, rows)
                 shards_with_removed += 1
         stats["shards_with_removed"] = shards_with_removed
         t3 = time.perf_counter()
@@ -278,12 +278,7 @@ def _select_b_task(args: tuple) -> dict:
     kept = _lookup(keys, ids, root)
     write_parquet_atomic(pa.table({"id": uid, "cluster_id": pa.array(root), "kept_id": kept}, schema=DUPLICATES_SCHEMA),
                          f"{work}/dups/part-{q:05d}.parquet")
-    group = ((u >> np.uint64(32)) % np.uint64(P)).astype(np.int64)
-    so = np.argsort(group, kind="stable")
-    bounds = np.searchsorted(group[so], np.arange(P + 1))
-    for g in range(P):
-        sel = so[bounds[g]:bounds[g + 1]]
-        if len(sel):
-            write_parquet_atomic(pa.table({KEY: pa.array(u[sel]), "minhash_cluster_id": pa.array(root[sel])}),
-                                 f"{work}/apply/group-{g:05d}/from-{q:05d}.parquet")
+    removed = pa.table({KEY: pa.array(u), "minhash_cluster_id": pa.array(root)})
+    for g, rows in scatter_table(removed, ((u >> np.uint64(32)) % np.uint64(P)).astype(np.int64)):
+        write_parquet_atomic(rows, f"{work}/apply/group-{g:05d}/from-{q:05d}.parquet")
     return {"removed": len(u), "components": len(np.unique(root))}

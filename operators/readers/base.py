@@ -7,9 +7,10 @@ from typing import Any
 import pyarrow as pa
 
 from engine.documents import BASE_COLUMNS, DROP_REASON, make_batch
+from operators.columns import HTML
 
-DOC_COLUMNS = BASE_COLUMNS + (DROP_REASON,)
-_DROP_SCHEMA = pa.schema([pa.field(DROP_REASON, pa.string())])
+DOC_COLUMNS = BASE_COLUMNS + (HTML, DROP_REASON)
+_EXTRA_SCHEMA = pa.schema([pa.field(HTML, pa.string()), pa.field(DROP_REASON, pa.string())])
 
 
 def stable_id(shard: str, offset: Any) -> str:
@@ -48,7 +49,7 @@ class RowBuffer:
         return self.n >= self.batch_size or self.nbytes >= self.max_bytes
 
     def flush(self) -> pa.RecordBatch:
-        batch = make_batch(self.cols, _DROP_SCHEMA)
+        batch = make_batch(self.cols, _EXTRA_SCHEMA)
         self.cols = {c: [] for c in DOC_COLUMNS}
         self.n = 0
         self.nbytes = 0

@@ -17,11 +17,14 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from engine.documents import BASE_COLUMNS, DROP_REASON, make_batch
+from engine.documents import DROP_REASON, make_batch
+from operators.columns import HTML
+from engine.errors import StorageError
 from engine.io import open_input
-from engine.operator import Reader, register
+from engine.reader import Reader
+from engine.registry import register
 
-from .base import basename, check_params, stable_id
+from .base import DOC_COLUMNS, basename, check_params, stable_id
 from .stream import ByteStream
 
 #: Input fields whose names the engine owns get this prefix (e.g. Dolma's "source" -> "input_source").
@@ -121,7 +124,7 @@ class TableBuilder:
         self.rows: list[tuple[dict, int]] = []
 
     def column_name(self, field: str) -> str:
-        if field in BASE_COLUMNS or field.startswith("_"):
+        if field in DOC_COLUMNS or field.startswith("_"):
             return RENAME_PREFIX + field.lstrip("_")
         return field
 
@@ -163,7 +166,7 @@ class TableBuilder:
         self.kinds = {k: _kind([e.get(k) for _, e in items]) for k in names}
 
     def batch(self, items: list[tuple[dict, dict]]) -> pa.RecordBatch:
-        cols: dict[str, list] = {c: [b[c] for b, _ in items] for c in BASE_COLUMNS + (DROP_REASON,)}
+        cols: dict[str, list] = {c: [b[c] for b, _ in items] for c in DOC_COLUMNS}
         if self.kinds is None:
             self.infer(items)
         lost: dict[str, int] = {}
@@ -181,7 +184,7 @@ class TableBuilder:
                     lost[k] = lost.get(k, 0) + 1
         for k, n in lost.items():
             self.reader.count("coerced", k, n)
-        schema = pa.schema([pa.field(DROP_REASON, pa.string())] +
+        schema = pa.schema([pa.field(HTML, pa.string()), pa.field(DROP_REASON, pa.string())] +
                            [pa.field(k, _ARROW[kind]) for k, kind in self.kinds.items()])
         return make_batch(cols, schema)
 
@@ -190,13 +193,16 @@ class TableBuilder:
 class JsonlReader(Reader):
     """JSON lines (plain or gzip) -> `text` documents with the input's own fields as columns."""
 
-    format: ClassVar[str] = "jsonl"
+    name: ClassVar[str] = "jsonl"
     content_column: ClassVar[str] = "text"
+    suffixes: ClassVar[tuple[str, ...]] = (".jsonl", ".json", ".ndjson")
+    columns: ClassVar[tuple[str, ...]] = ("html",)
+    transient_columns: ClassVar[tuple[str, ...]] = ("html",)
     OPTIONS: ClassVar[set[str]] = {"text_field", "id_field", "max_bytes"}
 
     def __init__(self, text_field: str = "auto", id_field: str = "id", max_bytes: int = 10_000_000,
                  **params: Any) -> None:
-        check_params(self.format, params, set())
+        check_params(self.name, params, set())
         super().__init__(text_field=text_field, id_field=id_field, max_bytes=max_bytes)
         self.text_field = text_field
         self.id_field = id_field
@@ -212,6 +218,8 @@ class JsonlReader(Reader):
         items: list[tuple[dict, dict]] = []
         try:
             f = open_input(path, "rb")
+        except StorageError:
+            raise
         except Exception as e:  # noqa: BLE001
             self.errors.append(f"cannot open: {type(e).__name__}: {e}")
             return
@@ -237,9 +245,13 @@ class JsonlReader(Reader):
                         del items[:batch_size]
                 except StopIteration:
                     break
+                except StorageError:
+                    raise
                 except OSError as e:
                     self.errors.append(f"read error after line {lineno}: {type(e).__name__}: {e}")
                     break
+                except StorageError:
+                    raise
                 except Exception as e:  # noqa: BLE001 - bad data must not escape read()
                     self.errors.append(f"reader error at line {lineno}: {type(e).__name__}: {e}")
                     break
@@ -249,6 +261,8 @@ class JsonlReader(Reader):
                 if builder.kinds is None:
                     builder.infer(items)
                 ready = [builder.batch(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
+            except StorageError:
+                raise
             except Exception as e:  # noqa: BLE001
                 self.errors.append(f"reader error at line {lineno}: {type(e).__name__}: {e}")
                 return

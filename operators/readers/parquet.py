@@ -13,11 +13,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from engine.documents import BASE_COLUMNS, DROP_REASON, make_batch
+from engine.documents import DROP_REASON, make_batch
+from engine.errors import StorageError
 from engine.io import open_input
-from engine.operator import Reader, register
+from engine.reader import Reader
+from engine.registry import register
 
-from .base import basename, check_params, stable_id
+from .base import DOC_COLUMNS, basename, check_params, stable_id
 from .jsonl import RENAME_PREFIX
 
 
@@ -45,12 +47,15 @@ def _to_string(arr: pa.Array) -> pa.Array:
 class ParquetReader(Reader):
     """Parquet files -> `text` documents with every other column kept."""
 
-    format: ClassVar[str] = "parquet"
+    name: ClassVar[str] = "parquet"
     content_column: ClassVar[str] = "text"
+    suffixes: ClassVar[tuple[str, ...]] = (".parquet", ".pq")
+    columns: ClassVar[tuple[str, ...]] = ("html",)
+    transient_columns: ClassVar[tuple[str, ...]] = ("html",)
     OPTIONS: ClassVar[set[str]] = {"text_field", "id_field"}
 
     def __init__(self, text_field: str = "auto", id_field: str = "id", **params: Any) -> None:
-        check_params(self.format, params, set())
+        check_params(self.name, params, set())
         super().__init__(text_field=text_field, id_field=id_field)
         self.text_field = text_field
         self.id_field = id_field
@@ -63,6 +68,8 @@ class ParquetReader(Reader):
         shard = basename(path)
         try:
             f = open_input(path, "rb")
+        except StorageError:
+            raise
         except Exception as e:  # noqa: BLE001
             self.errors.append(f"cannot open: {type(e).__name__}: {e}")
             return
@@ -70,6 +77,8 @@ class ParquetReader(Reader):
             try:
                 pf = pq.ParquetFile(f)
                 batches = pf.iter_batches(batch_size=max(1, int(batch_size)))
+            except StorageError:
+                raise
             except Exception as e:  # noqa: BLE001 - corrupt footer, not Parquet
                 self.errors.append(f"not a readable Parquet file: {type(e).__name__}: {e}")
                 return
@@ -80,6 +89,8 @@ class ParquetReader(Reader):
                     out = self._convert(raw, shard, row)
                 except StopIteration:
                     break
+                except StorageError:
+                    raise
                 except Exception as e:  # noqa: BLE001 - a corrupt row group ends the shard
                     self.errors.append(f"corrupt Parquet data after row {row}: {type(e).__name__}: {e}")
                     break
@@ -117,7 +128,8 @@ class ParquetReader(Reader):
                                                      if "date_download" in names else None)
         html = take("html") if "html" in names and pa.types.is_string(raw.schema.field("html").type) else None
         cols: dict[str, Any] = {"id": ids, "url": url, "date": date,
-                                "source": [f"{shard}:{p}" for p in positions], "html": html, "text": text}
+                                "source": [f"{shard}:{p}" for p in positions],
+                                "html": html if html is not None else pa.nulls(n, pa.string()), "text": text}
         missing = [None] * n
         if text is None and html is None:
             missing = ["missing_text"] * n
@@ -129,6 +141,6 @@ class ParquetReader(Reader):
         for name in names:
             if name in used:
                 continue
-            col = name if name not in BASE_COLUMNS and not name.startswith("_") else RENAME_PREFIX + name.lstrip("_")
+            col = name if name not in DOC_COLUMNS and not name.startswith("_") else RENAME_PREFIX + name.lstrip("_")
             cols[col] = raw.column(name)
         return make_batch(cols)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import bisect
 import zlib
 
+from engine.errors import StorageError
+
 CHUNK = 1 << 16
 #: Most decoded bytes produced per decompress call: bounds memory on gzip bombs.
 OUT_CAP = 1 << 20
@@ -49,6 +51,8 @@ class ByteStream:
     def _more_raw(self) -> bytes:
         try:
             return self.raw.read(CHUNK) or b""
+        except StorageError:
+            raise
         except Exception as e:  # noqa: BLE001 - an I/O error ends the shard with a message
             self._fail(f"read error at offset {self.cpos}: {type(e).__name__}: {e}")
             return b""

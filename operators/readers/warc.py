@@ -15,8 +15,10 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
+from engine.errors import StorageError
 from engine.io import open_input
-from engine.operator import Reader, register
+from engine.reader import Reader
+from engine.registry import register
 
 from . import charset
 from .base import RowBuffer, basename, check_params, stable_id
@@ -364,15 +366,20 @@ def record_id(headers: dict[str, str]) -> str | None:
 class WarcReader(Reader):
     """WARC/ARC shards -> `html` (or `text` for text/plain) documents."""
 
-    format: ClassVar[str] = "warc"
+    name: ClassVar[str] = "warc"
     content_column: ClassVar[str] = "html"
+    columns: ClassVar[tuple[str, ...]] = ("html",)
+    transient_columns: ClassVar[tuple[str, ...]] = ("html",)
+    suffixes: ClassVar[tuple[str, ...]] = (".warc", ".arc", ".wat")
+    #: A file that looks like nothing known goes to this reader, which says why it cannot read it.
+    fallback: ClassVar[bool] = True
     #: Options a job may pass (input.options).
     OPTIONS: ClassVar[set[str]] = {"max_bytes", "max_batch_bytes", "keep_non_2xx"}
     line_mode: ClassVar[bool] = False
 
     def __init__(self, max_bytes: int = 10_000_000, max_batch_bytes: int = 64 << 20,
                  keep_non_2xx: bool = False, **params: Any) -> None:
-        check_params(self.format, params, set())
+        check_params(self.name, params, set())
         super().__init__(max_bytes=max_bytes, max_batch_bytes=max_batch_bytes, keep_non_2xx=keep_non_2xx)
         self.max_bytes = int(max_bytes)
         self.max_batch_bytes = int(max_batch_bytes)
@@ -380,7 +387,7 @@ class WarcReader(Reader):
 
     @classmethod
     def sniff(cls, head: bytes, path: str) -> bool:
-        return head.lstrip().startswith((b"WARC/", b"filedesc://"))
+        return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"WARC/", b"filedesc://"))
 
     # -------------------------------------------------------------- reading
     def read(self, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
@@ -388,12 +395,16 @@ class WarcReader(Reader):
         name = basename(path)
         try:
             f = open_input(path, "rb")
+        except StorageError:
+            raise
         except Exception as e:  # noqa: BLE001 - a missing/unreadable shard is reported, not raised
             self.errors.append(f"cannot open: {type(e).__name__}: {e}")
             return
         with f:
             try:
                 stream = ByteStream(f)
+            except StorageError:
+                raise
             except Exception as e:  # noqa: BLE001
                 self.errors.append(f"read error: {type(e).__name__}: {e}")
                 return
@@ -410,6 +421,8 @@ class WarcReader(Reader):
                 except ParseStop as e:
                     self.errors.append(str(e))
                     break
+                except StorageError:
+                    raise
                 except Exception as e:  # noqa: BLE001 - bad data must not escape read()
                     self.errors.append(f"reader error after record at offset {last_offset}: "
                                        f"{type(e).__name__}: {e}")

@@ -1,0 +1,212 @@
+"""What a shard writes into the job's output, and how an output is read back.
+
+A shard's files go to its staging folder first and are renamed into OUT when the shard is done
+(engine.shard_task), so a worker killed mid-shard leaves nothing in OUT; the redo writes the same
+names with the same content (names come from the shard index, never from timing), which keeps the
+output deterministic under retries and resumes.
+
+- documents/<col>=<value>/.../part-<shard>-<n>.<fmt>: partitioned by `output.partition_by`
+  (folder names from engine.partitioning; the exact values stay in the files);
+- rejects/operator=<name>/part-<shard>-<n>.<fmt>: id, url, source, operator, reason (+ text).
+Files roll to a new part past `output.max_file_bytes`, or where the batches' columns change.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine import io as eio
+from engine import registry
+from engine.documents import ID, REJECT_SCHEMA, SOURCE, TEXT, URL, public
+from engine.partitioning import partition_path, value_of
+
+
+class SchemaChanged(Exception):
+    """A batch whose columns differ from the open file's: the caller starts a new part."""
+
+
+class RollingFile:
+    """One output folder: appends batches, rolls to a new part when the size passes the limit."""
+
+    def __init__(self, folder: str, prefix: str, fmt: str, max_bytes: int) -> None:
+        self.folder, self.prefix, self.max_bytes = folder, prefix, max_bytes
+        self.format = registry.get_writer(fmt)
+        self.part = 0
+        self.size = 0
+        self._fh = None
+        self._writer = None
+        self.files: list[str] = []
+
+    def _open(self, schema: pa.Schema) -> None:
+        name = f"{self.folder}/{self.prefix}-{self.part:04d}{self.format.suffix}"
+        eio.makedirs(self.folder)
+        fs, p = eio.fs_and_path(name)
+        self._fh = fs.open(p, "wb")
+        self._writer = self.format(self._fh, schema)
+        self.files.append(name)
+        self.size = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        if self._writer is not None and batch.schema != self._writer.schema:
+            schema = self._writer.schema
+            if set(batch.schema.names) != set(schema.names):
+                raise SchemaChanged
+            try:
+                batch = batch.select(schema.names).cast(schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError):
+                raise SchemaChanged from None
+        if self._writer is None:
+            self._open(batch.schema)
+        self._writer.write(batch)
+        self.size += batch.nbytes
+        if self.size >= self.max_bytes:
+            self.close()
+            self.part += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._fh.close()
+            self._writer = self._fh = None
+
+
+class FolderWriter:
+    """Files of one shard under a staging folder, one rolling file per sub-folder."""
+
+    def __init__(self, staging: str, shard: int, fmt: str, max_bytes: int) -> None:
+        self.staging = staging.rstrip("/")
+        self.prefix = f"part-{shard:06d}"
+        self.fmt, self.max_bytes = fmt, max_bytes
+        self.files: dict[str, RollingFile] = {}
+        self.rows = 0
+
+    def write_to(self, rel: str, batch: pa.RecordBatch) -> None:
+        f = self.files.get(rel)
+        if f is None:
+            f = self.files[rel] = RollingFile(f"{self.staging}/{rel}", self.prefix, self.fmt, self.max_bytes)
+        try:
+            f.write(batch)
+        except SchemaChanged:
+            f.close()
+            f.part += 1
+            f.write(batch)
+        self.rows += batch.num_rows
+
+    def close(self) -> list[str]:
+        out = []
+        for f in self.files.values():
+            f.close()
+            out.extend(f.files)
+        return out
+
+
+class DocumentWriter(FolderWriter):
+    """documents/<partition folders>/part-<shard>-<n>: one folder per combination of values."""
+
+    def __init__(self, staging: str, shard: int, fmt: str, max_bytes: int, partition_by: list[str],
+                 drop_columns: Iterable[str] = ()) -> None:
+        super().__init__(staging, shard, fmt, max_bytes)
+        self.partition_by = list(partition_by)
+        self.drop_columns = tuple(drop_columns)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        batch = public(batch, self.drop_columns)
+        if not self.partition_by:
+            self.write_to("documents", batch)
+            return
+        n = batch.num_rows
+        cols = [batch.column(c).to_pylist() if c in batch.schema.names else [None] * n for c in self.partition_by]
+        keys = np.array([partition_path(self.partition_by, vals) for vals in zip(*cols)], dtype=object)
+        uniq = sorted(set(keys.tolist()))
+        for key in uniq:
+            sub = batch.filter(pa.array(keys == key)) if len(uniq) > 1 else batch
+            self.write_to(f"documents/{key}", sub)
+
+
+class RejectWriter(FolderWriter):
+    """rejects/operator=<name>/part-<shard>-<n>: id, url, source, operator, reason (+ text)."""
+
+    def __init__(self, staging: str, shard: int, fmt: str, max_bytes: int, with_text: bool = False) -> None:
+        super().__init__(staging, shard, fmt, max_bytes)
+        self.with_text = with_text
+
+    def write(self, operator: str, batch: pa.RecordBatch, reasons: Iterable[str]) -> None:
+        n = batch.num_rows
+        if n == 0:
+            return
+        cols = [batch.column(c).cast(pa.string()) if c in batch.schema.names else pa.nulls(n, pa.string())
+                for c in (ID, URL, SOURCE)]
+        cols += [pa.array([operator] * n, pa.string()), pa.array([str(r) for r in reasons], pa.string())]
+        schema = REJECT_SCHEMA
+        if self.with_text:
+            cols.append(batch.column(TEXT).cast(pa.string()))
+            schema = schema.append(pa.field(TEXT, pa.string()))
+        self.write_to(f"rejects/{partition_path(['operator'], (operator,))}",
+                      pa.RecordBatch.from_arrays(cols, schema=schema))
+
+
+# ------------------------------------------------------------------ reading an output back
+
+def output_files(root: str) -> list[str]:
+    """Data files under a folder of an output, in a stable order, with the format that reads each."""
+    suffixes = tuple(w.suffix for w in registry.WRITERS.values())
+    return [f for f in eio.listdir_files(root) if f.endswith(suffixes)]
+
+
+def read_file(path: str) -> pa.Table:
+    fmt = max((w for w in registry.WRITERS.values() if path.endswith(w.suffix)), key=lambda w: len(w.suffix))
+    fs, p = eio.fs_and_path(path)
+    with fs.open(p, "rb") as fh:
+        return fmt.read(fh)
+
+
+def iter_tree(root: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """Every file under `root` as a table, in file-name order, one at a time (a reader of a large
+    output holds one file); a partition column the files lack is taken from the folder names."""
+    for f in output_files(root):
+        rel = f[len(root.rstrip("/")) + 1:]
+        parts = dict(p.split("=", 1) for p in rel.split("/")[:-1] if "=" in p)
+        t = read_file(f)
+        for k, v in parts.items():
+            if k not in t.schema.names:
+                t = t.append_column(k, pa.array([value_of(v)] * t.num_rows, pa.string()))
+        if columns:
+            t = t.select([c for c in columns if c in t.schema.names])
+        yield t
+
+
+def read_tree(root: str, columns: list[str] | None = None) -> pa.Table:
+    """Every file under `root`, concatenated in file-name order."""
+    tables = list(iter_tree(root, columns))
+    if not tables:
+        return pa.table({})
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def read_documents(out: str, columns: list[str] | None = None) -> pa.Table:
+    """All documents of a finished output, in a stable order (by file name, then row)."""
+    return read_tree(f"{out.rstrip('/')}/documents", columns)
+
+
+def read_rejects(out: str, columns: list[str] | None = None) -> pa.Table:
+    return read_tree(f"{out.rstrip('/')}/rejects", columns)
+
+
+def iter_documents(out: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """The documents of a finished output one file at a time, each table with its file's row count."""
+    return iter_tree(f"{out.rstrip('/')}/documents", columns)
+
+
+def iter_rejects(out: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
+    return iter_tree(f"{out.rstrip('/')}/rejects", columns)
+
+
+def sort_by_id(t: pa.Table) -> pa.Table:
+    return t.take(pc.sort_indices(t, sort_keys=[(ID, "ascending")])) if t.num_rows else t

@@ -1,0 +1,133 @@
+"""The plan of a job run, and where everything of it lives under OUT/_work.
+
+A `JobPlan` is all a worker needs to run any unit of the job (small and picklable: the spec, the
+expanded input list, the output, the packages to import). `WorkLayout` is the one place that
+spells the paths of the work folder; nothing else builds them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from engine import io as eio
+from engine.errors import JobError
+from engine.job import JobSpec
+
+WORK = "_work"
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkLayout:
+    """OUT/_work: the marker of the job, the manifest, stage outputs, global folders, staging."""
+
+    out: str
+
+    @property
+    def root(self) -> str:
+        return f"{self.out.rstrip('/')}/{WORK}"
+
+    @property
+    def job_marker(self) -> str:
+        return f"{self.root}/job.json"
+
+    @property
+    def manifest(self) -> str:
+        return f"{self.root}/manifest"
+
+    @property
+    def staging_root(self) -> str:
+        return f"{self.root}/staging"
+
+    def stage_output(self, stage: int, shard: int) -> str:
+        """Folder of a shard's stage output: one or more Parquet parts (a new part starts where the
+        batches' schema changes, e.g. a column all-null in one batch and typed in the next)."""
+        return f"{self.stage_dir(stage)}/shard-{shard:06d}"
+
+    def stage_dir(self, stage: int) -> str:
+        return f"{self.root}/stage-{stage}"
+
+    def global_dir(self, stage: int) -> "GlobalLayout":
+        """The folder of a stage's global operator: map output, apply tables, its own files."""
+        return GlobalLayout(f"{self.root}/global-{stage}")
+
+    def staging(self, stage: int, shard: int, attempt: str) -> str:
+        """A folder of one attempt at a shard: an earlier attempt may still be running (the pool
+        worker of a killed driver finishes its shard) and must not see its files touched."""
+        return f"{self.staging_root}/stage-{stage}/shard-{shard:06d}/attempt-{attempt}"
+
+    @staticmethod
+    def unit(stage: int, shard: int | None = None) -> str:
+        """The manifest name of a unit of work: a shard of a stage, or a stage's reduce."""
+        return f"stage-{stage}/reduce" if shard is None else f"stage-{stage}/shard-{shard:06d}"
+
+
+@dataclasses.dataclass(frozen=True)
+class GlobalLayout:
+    """Inside a global operator's folder: map output by partition, one apply table per shard."""
+
+    root: str
+
+    def map_dir(self, partition: int) -> str:
+        return f"{self.root}/map/part-{partition:05d}"
+
+    def map_file(self, partition: int, shard: int) -> str:
+        return f"{self.map_dir(partition)}/shard-{shard:06d}.parquet"
+
+    @property
+    def apply_dir(self) -> str:
+        return f"{self.root}/apply"
+
+    def apply_file(self, shard: int) -> str:
+        return f"{self.apply_dir}/shard-{shard:06d}.parquet"
+
+
+@dataclasses.dataclass
+class JobPlan:
+    spec: JobSpec
+    inputs: list[str]
+    out: str
+    fingerprint: str = ""
+    #: Packages whose modules register operators, readers and writers (imported by every worker).
+    packages: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def work(self) -> WorkLayout:
+        return WorkLayout(self.out)
+
+
+def make_plan(spec: JobSpec, inputs: list[str] | None = None, out: str | None = None,
+              packages: list[str] = ()) -> JobPlan:
+    paths = inputs if inputs else spec.input.paths
+    if not paths:
+        raise JobError("input.paths: no input given (job file or -i)")
+    try:
+        files = eio.expand_inputs(paths)
+    except FileNotFoundError as e:
+        raise JobError(f"input.paths: {e.args[0] if e.args else e}") from None
+    out = (out or spec.output.path).rstrip("/")
+    return JobPlan(spec=spec, inputs=files, out=out, fingerprint=fingerprint(spec, files), packages=list(packages))
+
+
+def fingerprint(spec: JobSpec, files: list[str]) -> str:
+    """What makes two runs the same job: inputs and configuration (not the executor or output path)."""
+    content = spec.model_dump(exclude={"executor"})
+    content["input"]["paths"] = files
+    content["output"].pop("path", None)
+    if not content["output"].get("partition_by"):
+        content["output"].pop("partition_by", None)  # outputs made before the option still resume
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def prepare_output(plan: JobPlan) -> None:
+    """Create OUT, or check that an existing OUT holds this same job (resume), never another."""
+    marker = plan.work.job_marker
+    if eio.exists(marker):
+        prev = eio.read_json(marker)
+        if prev.get("fingerprint") != plan.fingerprint:
+            raise JobError(
+                f"output {plan.out} holds another job (different inputs or configuration); "
+                "choose a new output folder or delete it")
+        return
+    eio.write_json_atomic({"fingerprint": plan.fingerprint, "inputs": plan.inputs,
+                           "job": plan.spec.model_dump()}, marker)

@@ -1,0 +1,116 @@
+"""The reader contract, and how the engine picks a reader for a shard.
+
+A reader turns one shard into document batches and never raises on bad data: it counts and goes on.
+`stats` counts records by type and skips by reason; `errors` lists what ended a shard early (a
+truncated gzip member, a corrupt header) with the records before it kept. A failure of the storage
+itself (`engine.errors.StorageError`) is the one exception a reader lets through.
+
+Input formats are registered readers: `input.format` names one, or `auto` asks every registered
+reader's `sniff` about the (decompressed) head of the file.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from engine import registry
+from engine.errors import JobError
+from engine.io import read_head
+
+#: How much of a (decompressed) shard the sniffers look at: enough for a header and a few records.
+HEAD_BYTES = 65_536
+
+
+class Reader:
+    kind: ClassVar[str] = "reader"
+    #: The format name job files use (`input.format`).
+    name: ClassVar[str] = ""
+    #: Column the reader fills with content (e.g. "html" for WARC, "text" for JSONL).
+    content_column: ClassVar[str] = "text"
+    #: Columns it adds to the engine's base columns (what later operators may read).
+    columns: ClassVar[tuple[str, ...]] = ()
+    #: Raw payload columns it fills that are never written to documents/ (e.g. html).
+    transient_columns: ClassVar[tuple[str, ...]] = ()
+    #: Options a job may pass in `input.options`.
+    OPTIONS: ClassVar[set[str]] = set()
+    #: File name endings that hint at this format when the content says nothing.
+    suffixes: ClassVar[tuple[str, ...]] = ()
+    #: Among readers whose `sniff` says yes, the highest priority wins (a WET file is also WARC).
+    sniff_priority: ClassVar[int] = 0
+    #: The reader given a file that looks like nothing known: it records why it cannot read it.
+    fallback: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+        self.stats: dict[str, Any] = {"records": {}, "skipped": {}}
+        self.errors: list[str] = []
+
+    @classmethod
+    def sniff(cls, head: bytes, path: str) -> bool:
+        """Does a file starting with these (decompressed) bytes look like this format?"""
+        return False
+
+    def read(self, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+        raise NotImplementedError
+
+    def count(self, group: str, key: str, n: int = 1) -> None:
+        d = self.stats.setdefault(group, {})
+        d[key] = d.get(key, 0) + n
+
+
+def known_options() -> set[str]:
+    """Every option some reader accepts (one job's input.options may serve several formats)."""
+    out: set[str] = set()
+    for cls in registry.READERS.values():
+        out |= set(cls.OPTIONS)
+    return out
+
+
+def name_hint(path: str) -> str | None:
+    """The format a file's name suggests (the longest matching suffix wins), or None."""
+    name = path.rsplit("/", 1)[-1].lower()
+    best: tuple[int, str] | None = None
+    for fmt, cls in registry.READERS.items():
+        for s in cls.suffixes:
+            if name.endswith(s) or name.endswith(s + ".gz") or f"{s}." in name:
+                if best is None or len(s) > best[0]:
+                    best = (len(s), fmt)
+    return best[1] if best else None
+
+
+def sniff_format(path: str, head: bytes) -> str:
+    """The format of a file from its head; the name only breaks ties. A file that looks like
+    nothing known gets its name's format, or the fallback reader's."""
+    hits = [cls for cls in registry.READERS.values() if cls.sniff(head, path)]
+    if hits:
+        return max(hits, key=lambda c: c.sniff_priority).name
+    hint = name_hint(path)
+    if hint:
+        return hint
+    fallback = [c.name for c in registry.READERS.values() if c.fallback]
+    if not fallback:
+        raise JobError(f"input {path}: no registered reader recognises it")
+    return fallback[0]
+
+
+def detect_format(path: str) -> str:
+    """The format of a file, sniffed from its (decompressed) head."""
+    return sniff_format(path, read_head(path, HEAD_BYTES))
+
+
+def open_reader(path: str, fmt: str = "auto", **params: Any) -> Reader:
+    """A configured reader for this shard (`fmt` auto: sniffed). Options that another reader
+    accepts are ignored (a job may mix WARC and JSONL inputs with `text_field` set); an option no
+    reader knows is an error, so typos do not pass silently."""
+    if fmt == "auto":
+        fmt = detect_format(path)
+    try:
+        cls = registry.get_reader(fmt)
+    except KeyError as e:
+        raise JobError(f"input.format: {e.args[0]}") from None
+    unknown = sorted(set(params) - known_options())
+    if unknown:
+        raise JobError(f"input.options: unknown reader option(s) {unknown}; known: {sorted(known_options())}")
+    return cls(**{k: v for k, v in params.items() if k in cls.OPTIONS})

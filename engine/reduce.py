@@ -1,0 +1,69 @@
+"""The barrier of a stage that ends in a global operator: its reduce, run once per job.
+
+The reduce runs in the driver; its heavy work fans out through `ctx.parallel` (a process pool
+locally, Ray tasks on a cluster). What it writes for each shard (`ctx.write_apply`) is what the
+operator's `apply` gets when the shard passes through the next stage.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from engine import io as eio
+from engine.metrics import worker_memory
+from engine.plan import GlobalLayout, JobPlan
+from engine.stats import UnitStats
+
+
+class GlobalContext:
+    """What a global operator's reduce phase gets from the executor.
+
+    `map_files(p)` lists the map outputs of partition p (one file per shard that emitted rows),
+    `parallel(fn, items)` runs a picklable module-level function over items with the executor's
+    workers and returns results in order, `write_apply(shard, table)` stores what `apply` will get
+    for that shard, `workdir` is a private folder for intermediate files and `output_dir` the
+    job's output (for files such as OUT/duplicates.parquet).
+    """
+
+    def __init__(self, workdir: str, num_shards: int, num_partitions: int,
+                 parallel: Callable[[Callable, list], list], shard_names: list[str], output_dir: str = "") -> None:
+        self.layout = GlobalLayout(workdir.rstrip("/"))
+        self.workdir = self.layout.root
+        self.output_dir = output_dir
+        self.num_shards = num_shards
+        self.num_partitions = num_partitions
+        self.shard_names = shard_names
+        self._parallel = parallel
+
+    def map_files(self, partition: int) -> list[str]:
+        return eio.listdir_files(self.layout.map_dir(partition), ".parquet")
+
+    def apply_path(self, shard: int) -> str:
+        return self.layout.apply_file(shard)
+
+    def write_apply(self, shard: int, table: pa.Table) -> None:
+        eio.write_parquet_atomic(table, self.layout.apply_file(shard))
+
+    def parallel(self, fn: Callable, items: list) -> list:
+        return self._parallel(fn, items)
+
+
+def run_reduce(plan: JobPlan, stages, stage_index: int, parallel: Callable[[Callable, list], list]) -> UnitStats:
+    """Run a stage's reduce unless the manifest says it is done; returns its record."""
+    manifest = eio.Manifest(plan.work.manifest)
+    unit = plan.work.unit(stage_index)
+    if manifest.done(unit):
+        return UnitStats.from_dict(manifest.get(unit))
+    op = stages[stage_index].map_op
+    op.ensure_setup()
+    gdir = plan.work.global_dir(stage_index)
+    eio.remove(gdir.apply_dir)  # tables of an interrupted earlier reduce
+    ctx = GlobalContext(gdir.root, len(plan.inputs), op.num_partitions(), parallel, plan.inputs, plan.out)
+    t0 = time.perf_counter()
+    result = op.reduce(ctx) or {}
+    record = UnitStats(unit=unit, global_={op.name: result}, worker=worker_memory("driver"))
+    record.op(op.name).seconds = time.perf_counter() - t0
+    manifest.mark(unit, record.to_dict())
+    return record

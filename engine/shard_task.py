@@ -1,0 +1,158 @@
+"""One shard through one stage: the unit of work every executor schedules.
+
+Read (the shard itself in stage 0, the previous stage's output after that), apply the previous
+global operator's decision, run the fused per-document operators batch by batch, then either write
+the documents (last stage) or emit the global operator's map rows and carry the batch to the next
+stage. Everything goes to a staging folder of this attempt, is renamed into place, and only then
+is the manifest record written: a unit is either done (and skipped on resume) or redone whole.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from engine import io as eio
+from engine import registry
+from engine.documents import KEY, TEXT, set_column
+from engine.errors import StorageError
+from engine.graph import Graph, Stage
+from engine.metrics import worker_memory
+from engine.output import DocumentWriter, FolderWriter, RejectWriter
+from engine.plan import JobPlan
+from engine.reader import open_reader
+from engine.routing import READER, Timer, route_reader_drops, run_apply, run_operator
+from engine.shuffle import MapWriter
+from engine.stats import UnitStats
+
+#: Stage outputs (what a shard carries across a barrier) are always Parquet.
+CARRY_FORMAT = "parquet"
+
+
+def run_shard_stage(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> UnitStats:
+    """Run one shard through one stage; idempotent. Returns the unit's stats.
+
+    A storage failure (not damaged data) redoes the shard with backoff, up to the job's
+    max_retries; after that the job fails naming the shard, which stays unfinished in the manifest
+    so that a re-run redoes it. It is never recorded as a shorter shard."""
+    retries = plan.spec.executor.max_retries
+    for attempt in range(retries + 1):
+        try:
+            return _run_once(plan, graph, stage_index, shard)
+        except StorageError as e:
+            if attempt == retries:
+                raise RuntimeError(f"shard {plan.inputs[shard]}: storage kept failing after {attempt + 1} "
+                                   f"attempts; re-run the job to resume: {e}") from e
+            time.sleep(min(30.0, 0.5 * 2 ** attempt))
+    raise AssertionError("unreachable")
+
+
+def read_shard(plan: JobPlan, shard: int, stats: UnitStats) -> Iterator[pa.RecordBatch]:
+    """The shard's documents as batches, each row given its global `_key` (shard << 32 | ordinal)."""
+    path = plan.inputs[shard]
+    reader = open_reader(path, plan.spec.input.format, **plan.spec.input.options)
+    fmt = reader.name
+    ordinal = 0
+    base = np.uint64(shard) << np.uint64(32)
+    timer = Timer(stats, READER)
+    it = iter(reader.read(path, plan.spec.executor.batch_size))
+    try:
+        while True:
+            with timer:
+                batch = next(it, None)
+            if batch is None:
+                break
+            n = batch.num_rows
+            keys = base + np.arange(ordinal, ordinal + n, dtype=np.uint64)
+            ordinal += n
+            stats.reader.documents += n
+            yield set_column(batch, KEY, pa.array(keys, pa.uint64()))
+    except StorageError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a reader bug must not lose the other shards
+        reader.errors.append(f"reader failed: {type(e).__name__}: {e}")
+    finally:
+        name = path.rsplit("/", 1)[-1]
+        for group, counts in reader.stats.items():
+            if isinstance(counts, dict):
+                dst = stats.reader.groups.setdefault(group, {})
+                for k, v in counts.items():
+                    dst[k] = dst.get(k, 0) + v
+        stats.reader.errors.extend(f"{name}: {e}" for e in reader.errors)
+    formats = stats.reader.groups.setdefault("formats", {})
+    formats[fmt] = formats.get(fmt, 0) + 1
+
+
+def _reader_content(plan: JobPlan) -> tuple[str, ...]:
+    fmt = plan.spec.input.format
+    readers = registry.READERS.values() if fmt == "auto" else [registry.READERS[fmt]]
+    return tuple(sorted({r.content_column for r in readers} | {TEXT}))
+
+
+def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> UnitStats:
+    layout = plan.work
+    manifest = eio.Manifest(layout.manifest)
+    unit = layout.unit(stage_index, shard)
+    if manifest.done(unit):
+        return UnitStats.from_dict(manifest.get(unit))
+    t_start = time.perf_counter()
+    stage: Stage = graph.stages[stage_index]
+    for op in stage.operators():
+        op.ensure_setup()
+    out = plan.spec.output
+    staging = layout.staging(stage_index, shard, uuid.uuid4().hex[:12])
+    stats = UnitStats(unit=unit, shard=plan.inputs[shard])
+    rejects = RejectWriter(staging, shard, out.format, out.max_file_bytes, out.rejects_text)
+    docs = (DocumentWriter(staging, shard, out.format, out.max_file_bytes, out.partition_by,
+                           graph.transient_columns()) if stage.is_last else None)
+    mapper = MapWriter(f"{staging}/map", stage.map_op.num_partitions()) if stage.map_op else None
+    carry = FolderWriter(staging, shard, CARRY_FORMAT, out.max_file_bytes) if stage.map_op else None
+    apply_table = None
+    if stage.apply_op is not None:
+        ap = layout.global_dir(stage_index - 1).apply_file(shard)
+        apply_table = eio.read_parquet(ap) if eio.exists(ap) else None
+
+    if stage_index == 0:
+        content = _reader_content(plan)
+        source = (route_reader_drops(b, content, rejects, stats) for b in read_shard(plan, shard, stats))
+    else:
+        prev = layout.stage_output(stage_index - 1, shard)
+        source = (b for f in eio.listdir_files(prev, ".parquet")
+                  for b in eio.iter_parquet_batches(f, plan.spec.executor.batch_size))
+    for batch in source:
+        if stage.apply_op is not None:
+            batch = run_apply(stage.apply_op, batch, apply_table, rejects, stats)
+        for op in stage.ops:
+            batch = run_operator(op, batch, rejects, stats)
+        if batch.num_rows == 0:
+            continue
+        if stage.map_op is not None:
+            with Timer(stats, stage.map_op.name):
+                mapper.write(stage.map_op.map(batch))
+            carry.write_to("carry", batch)
+        else:
+            docs.write(batch)
+            stats.written += batch.num_rows
+    _commit(plan, stage_index, shard, staging, rejects, docs, mapper, carry)
+    stats.wall_seconds = time.perf_counter() - t_start
+    stats.worker = worker_memory()
+    manifest.mark(unit, stats.to_dict())
+    return stats
+
+
+def _commit(plan: JobPlan, stage_index: int, shard: int, staging: str, rejects: RejectWriter,
+            docs: DocumentWriter | None, mapper: MapWriter | None, carry: FolderWriter | None) -> None:
+    """Everything renamed into place; the manifest record comes after."""
+    layout = plan.work
+    if carry is not None:
+        for f in carry.close():
+            eio.rename(f, f"{layout.stage_output(stage_index, shard)}/{f.rsplit('/', 1)[-1]}")
+    if mapper is not None:
+        for p, f in mapper.close().items():
+            eio.rename(f, layout.global_dir(stage_index).map_file(p, shard))
+    for f in rejects.close() + (docs.close() if docs else []):
+        eio.rename(f, f"{plan.out}/{f[len(staging) + 1:]}")
+    eio.remove(staging)

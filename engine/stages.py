@@ -1,0 +1,33 @@
+"""The order every executor follows: each stage's shards, then its barrier (reduce) if any."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine import io as eio
+from engine.graph import Graph
+from engine.plan import JobPlan
+from engine.reduce import run_reduce
+from engine.stats import UnitStats
+
+#: Runs every pending shard of a stage, calling on_done with each finished unit's stats.
+RunStage = Callable[[JobPlan, int, Callable[[UnitStats], None]], None]
+#: Runs a picklable function over items with the executor's workers; results in order.
+Parallel = Callable[[Callable, list], list]
+
+
+def run_stages(plan: JobPlan, graph: Graph, run_stage: RunStage, parallel: Parallel,
+               on_done: Callable[[UnitStats], None]) -> None:
+    for stage in graph.stages:
+        run_stage(plan, stage.index, on_done)
+        missing = pending_shards(plan, stage.index)
+        if missing:  # a worker wrote where the driver cannot see (e.g. memory:// is per process)
+            raise RuntimeError(f"stage {stage.index}: shard(s) {missing[:5]} ran but left no record in "
+                               f"{plan.work.manifest}; the output must be storage every worker shares")
+        if stage.map_op is not None:
+            run_reduce(plan, graph.stages, stage.index, parallel)
+
+
+def pending_shards(plan: JobPlan, stage_index: int) -> list[int]:
+    manifest = eio.Manifest(plan.work.manifest)
+    done = set(manifest.units(f"stage-{stage_index}/"))
+    return [s for s in range(len(plan.inputs)) if plan.work.unit(stage_index, s) not in done]
