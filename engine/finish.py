@@ -15,10 +15,12 @@ def finish(plan: JobPlan, graph: Graph, wall_seconds: float, keep_work: bool = F
     stats.job = {"name": plan.spec.name, "inputs": len(plan.inputs), "fingerprint": plan.fingerprint,
                  "wall_seconds": round(wall_seconds, 3), "stages": [repr(s) for s in graph.stages],
                  **peak_rss([u.worker for u in units])}
+    stats.input = {"files": len(plan.inputs), "skipped": dict(plan.skipped_inputs)}
     eio.write_json_atomic(stats.to_dict(), f"{plan.out}/stats.json")
     if not keep_work:
         for s in graph.stages:
             eio.remove(plan.work.stage_dir(s.index))
-            eio.remove(plan.work.global_dir(s.index).root)  # map output, apply tables, the operators' own files
+            for op in s.map_ops:  # map output, apply tables, the operators' own files
+                eio.remove(plan.work.global_dir(s.index, op.name).root)
         eio.remove(plan.work.staging_root)
     return stats

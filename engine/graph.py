@@ -13,6 +13,8 @@ from engine.documents import BASE_COLUMNS, DROP_REASON, KEY
 from engine.errors import JobError
 from engine.job import JobSpec, validation_messages
 from engine.operator import GlobalOperator, Operator
+from engine.unique_ids import NAME as UNIQUE_IDS
+from engine.unique_ids import UniqueIds
 
 
 def import_packages(packages: list[str], plugins: list[str]) -> None:
@@ -26,26 +28,28 @@ def import_packages(packages: list[str], plugins: list[str]) -> None:
 
 
 class Stage:
-    """Per shard: [the previous global operator's apply], the per-document operators, then
-    [this stage's global operator's map]; the last stage ends in the writer."""
+    """Per shard: the previous barrier's decisions (apply), the per-document operators, then the
+    map of the global operators whose barrier ends this stage; the last stage ends in the writer.
+    A barrier holds the pipeline's global operator and, at the first barrier, the engine's
+    unique-id check, which needs no order with it."""
 
-    def __init__(self, index: int, apply_op: GlobalOperator | None, ops: list[Operator],
-                 map_op: GlobalOperator | None) -> None:
+    def __init__(self, index: int, apply_ops: list[GlobalOperator], ops: list[Operator],
+                 map_ops: list[GlobalOperator]) -> None:
         self.index = index
-        self.apply_op = apply_op
+        self.apply_ops = apply_ops
         self.ops = ops
-        self.map_op = map_op
+        self.map_ops = map_ops
 
     @property
     def is_last(self) -> bool:
-        return self.map_op is None
+        return not self.map_ops
 
     def operators(self) -> list[Operator]:
-        return ([self.apply_op] if self.apply_op else []) + self.ops + ([self.map_op] if self.map_op else [])
+        return [*self.apply_ops, *self.ops, *self.map_ops]
 
     def __repr__(self) -> str:
-        parts = ([f"apply:{self.apply_op.name}"] if self.apply_op else []) + [o.name for o in self.ops]
-        parts += [f"map:{self.map_op.name}"] if self.map_op else ["write"]
+        parts = [f"apply:{o.name}" for o in self.apply_ops] + [o.name for o in self.ops]
+        parts += [f"map:{o.name}" for o in self.map_ops] or ["write"]
         return f"Stage{self.index}({' -> '.join(parts)})"
 
 
@@ -55,6 +59,7 @@ class Graph:
         import_packages(list(packages), spec.plugins)
         self._check_formats()
         self.operators = self._build_operators()
+        self.unique_ids = UniqueIds()
         self.stages = self._split()
 
     def _check_formats(self) -> None:
@@ -95,6 +100,8 @@ class Graph:
             available |= set(op.output_columns())
             ops.append(op)
         names = [o.name for o in ops]
+        if UNIQUE_IDS in names:
+            raise JobError(f"pipeline[{names.index(UNIQUE_IDS)}]: {UNIQUE_IDS!r} is the engine's own step; rename the operator")
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise JobError(f"pipeline: operator(s) {sorted(dupes)} appear twice; stats and rejects are per name")
@@ -103,19 +110,25 @@ class Graph:
     def _split(self) -> list[Stage]:
         stages: list[Stage] = []
         current: list[Operator] = []
-        prev_global: GlobalOperator | None = None
+        prev: list[GlobalOperator] = []
         for op in self.operators:
             if isinstance(op, GlobalOperator):
-                stages.append(Stage(len(stages), prev_global, current, op))
-                prev_global, current = op, []
+                stages.append(Stage(len(stages), prev, current, [op]))
+                prev, current = [op], []
             else:
                 current.append(op)
-        stages.append(Stage(len(stages), prev_global, current, None))
+        stages.append(Stage(len(stages), prev, current, []))
+        if len(stages) == 1:  # no barrier in the pipeline: the id check gets one of its own
+            stages.append(Stage(1, [], [], []))
+        stages[0].map_ops.insert(0, self.unique_ids)
+        stages[1].apply_ops.insert(0, self.unique_ids)
         return stages
 
     @property
     def operator_names(self) -> list[str]:
-        return ["reader"] + [o.name for o in self.operators]
+        names = [o.name for o in self.operators]
+        first_global = next((i for i, o in enumerate(self.operators) if isinstance(o, GlobalOperator)), len(names))
+        return ["reader", *names[:first_global], UNIQUE_IDS, *names[first_global:]]
 
     def transient_columns(self) -> set[str]:
         """Raw payload columns of the readers (e.g. html), never written to documents/."""

@@ -1,4 +1,4 @@
-"""Paths through fsspec, shard discovery, atomic writes and the manifest of finished work.
+"""Paths through fsspec, guarded input files, atomic writes and the manifest of finished work.
 
 Everything the engine writes goes to a temporary name first and is renamed into place, so a
 killed worker leaves either nothing or a whole file. The manifest is one small JSON file per
@@ -10,7 +10,6 @@ import json
 import os
 import uuid
 import zlib
-from collections.abc import Iterable
 
 import fsspec
 import pyarrow as pa
@@ -34,23 +33,6 @@ def unstrip(fs: fsspec.AbstractFileSystem, path: str) -> str:
     if proto in ("file", "local"):
         return path
     return f"{proto}://{path}" if "://" not in path else path
-
-
-def expand_inputs(patterns: Iterable[str]) -> list[str]:
-    """Expand globs and folders into a sorted, de-duplicated list of files (with protocol)."""
-    out: list[str] = []
-    for pat in patterns:
-        fs, _, paths = fsspec.get_fs_token_paths(pat)
-        found: list[str] = []
-        for p in paths:
-            if fs.isdir(p):
-                found.extend(f for f in fs.find(p) if not os.path.basename(f).startswith("."))
-            elif fs.exists(p):
-                found.append(p)
-        if not found:
-            raise FileNotFoundError(f"input {pat!r} matches no file")
-        out.extend(unstrip(fs, f) for f in found)
-    return sorted(set(out))
 
 
 _PERMANENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)

@@ -80,7 +80,8 @@ def error_place(loc: tuple) -> str:
 
 
 def validation_messages(e: ValidationError, prefix: str = "") -> list[str]:
-    return [f"{prefix}{error_place(err['loc'])}: {err['msg']}".replace(". :", ":") for err in e.errors()]
+    """One `place: message` line per error; `prefix` (e.g. `pipeline[2].quality.`) leads each place."""
+    return [f"{(prefix + error_place(err['loc'])).rstrip('.')}: {err['msg']}" for err in e.errors()]
 
 
 def parse_job(data: dict[str, Any]) -> JobSpec:

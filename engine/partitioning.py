@@ -10,14 +10,18 @@ uncut one). The exact value is always kept inside the files.
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 NULL_NAME = "__HIVE_DEFAULT_PARTITION__"
-#: The empty string ('' would give `col=`); quote() never writes `%` before a non-hex letter.
+#: The empty string ('' would give `col=`); encoding never writes `%` before a non-hex letter.
 EMPTY_NAME = "%empty"
 #: Longest encoded value kept whole (file systems allow 255 bytes per name; room for `col=`).
 MAX_NAME = 96
-_SAFE = "-_"
+_KEEP = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def _encode(text: str, keep: frozenset = _KEEP) -> str:
+    return "".join(chr(b) if b in keep else f"%{b:02X}" for b in text.encode("utf-8", "surrogatepass"))
 
 
 def folder_value(value) -> str:
@@ -25,9 +29,9 @@ def folder_value(value) -> str:
     if value is None:
         return NULL_NAME
     text = value if isinstance(value, str) else str(value)
-    enc = quote(text, safe=_SAFE)
+    enc = _encode(text)
     if enc == NULL_NAME:  # a real string equal to the null marker must not read back as null
-        enc = quote(text, safe="-")
+        enc = _encode(text, _KEEP - {ord("_")})
     if not enc:
         return EMPTY_NAME
     if len(enc) <= MAX_NAME:

@@ -11,6 +11,7 @@ import hashlib
 import json
 
 from engine import io as eio
+from engine.discovery import find_inputs
 from engine.errors import JobError
 from engine.job import JobSpec
 
@@ -47,9 +48,9 @@ class WorkLayout:
     def stage_dir(self, stage: int) -> str:
         return f"{self.root}/stage-{stage}"
 
-    def global_dir(self, stage: int) -> "GlobalLayout":
-        """The folder of a stage's global operator: map output, apply tables, its own files."""
-        return GlobalLayout(f"{self.root}/global-{stage}")
+    def global_dir(self, stage: int, operator: str) -> "GlobalLayout":
+        """The folder of a global operator at a stage's barrier: map output, apply tables, its own files."""
+        return GlobalLayout(f"{self.root}/global-{stage}-{operator}")
 
     def staging(self, stage: int, shard: int, attempt: str) -> str:
         """A folder of one attempt at a shard: an earlier attempt may still be running (the pool
@@ -57,9 +58,14 @@ class WorkLayout:
         return f"{self.staging_root}/stage-{stage}/shard-{shard:06d}/attempt-{attempt}"
 
     @staticmethod
-    def unit(stage: int, shard: int | None = None) -> str:
-        """The manifest name of a unit of work: a shard of a stage, or a stage's reduce."""
-        return f"stage-{stage}/reduce" if shard is None else f"stage-{stage}/shard-{shard:06d}"
+    def unit(stage: int, shard: int) -> str:
+        """The manifest name of a shard of a stage."""
+        return f"stage-{stage}/shard-{shard:06d}"
+
+    @staticmethod
+    def reduce_unit(stage: int, operator: str) -> str:
+        """The manifest name of a global operator's reduce at a stage's barrier."""
+        return f"stage-{stage}/reduce-{operator}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +96,8 @@ class JobPlan:
     fingerprint: str = ""
     #: Packages whose modules register operators, readers and writers (imported by every worker).
     packages: list[str] = dataclasses.field(default_factory=list)
+    #: Input entries not read (path -> why): links that lead nowhere, FIFOs, empty files, outputs.
+    skipped_inputs: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def work(self) -> WorkLayout:
@@ -101,12 +109,13 @@ def make_plan(spec: JobSpec, inputs: list[str] | None = None, out: str | None = 
     paths = inputs if inputs else spec.input.paths
     if not paths:
         raise JobError("input.paths: no input given (job file or -i)")
+    out = (out or spec.output.path).rstrip("/")
     try:
-        files = eio.expand_inputs(paths)
+        found = find_inputs(paths, exclude=[out])
     except FileNotFoundError as e:
         raise JobError(f"input.paths: {e.args[0] if e.args else e}") from None
-    out = (out or spec.output.path).rstrip("/")
-    return JobPlan(spec=spec, inputs=files, out=out, fingerprint=fingerprint(spec, files), packages=list(packages))
+    return JobPlan(spec=spec, inputs=found.files, out=out, fingerprint=fingerprint(spec, found.files),
+                   packages=list(packages), skipped_inputs=found.skipped)
 
 
 def fingerprint(spec: JobSpec, files: list[str]) -> str:

@@ -50,15 +50,14 @@ class GlobalContext:
         return self._parallel(fn, items)
 
 
-def run_reduce(plan: JobPlan, stages, stage_index: int, parallel: Callable[[Callable, list], list]) -> UnitStats:
-    """Run a stage's reduce unless the manifest says it is done; returns its record."""
+def run_reduce(plan: JobPlan, stage_index: int, op, parallel: Callable[[Callable, list], list]) -> UnitStats:
+    """Run a global operator's reduce at a stage's barrier unless the manifest says it is done."""
     manifest = eio.Manifest(plan.work.manifest)
-    unit = plan.work.unit(stage_index)
+    unit = plan.work.reduce_unit(stage_index, op.name)
     if manifest.done(unit):
         return UnitStats.from_dict(manifest.get(unit))
-    op = stages[stage_index].map_op
     op.ensure_setup()
-    gdir = plan.work.global_dir(stage_index)
+    gdir = plan.work.global_dir(stage_index, op.name)
     eio.remove(gdir.apply_dir)  # tables of an interrupted earlier reduce
     ctx = GlobalContext(gdir.root, len(plan.inputs), op.num_partitions(), parallel, plan.inputs, plan.out)
     t0 = time.perf_counter()

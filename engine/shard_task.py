@@ -84,6 +84,8 @@ def read_shard(plan: JobPlan, shard: int, stats: UnitStats) -> Iterator[pa.Recor
         stats.reader.errors.extend(f"{name}: {e}" for e in reader.errors)
     formats = stats.reader.groups.setdefault("formats", {})
     formats[fmt] = formats.get(fmt, 0) + 1
+    if ordinal == 0 and not reader.errors and not any(reader.stats.get("records", {}).values()):
+        stats.reader.empty_shards.append(path.rsplit("/", 1)[-1])
 
 
 def _reader_content(plan: JobPlan) -> tuple[str, ...]:
@@ -108,12 +110,10 @@ def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> Unit
     rejects = RejectWriter(staging, shard, out.format, out.max_file_bytes, out.rejects_text)
     docs = (DocumentWriter(staging, shard, out.format, out.max_file_bytes, out.partition_by,
                            graph.transient_columns()) if stage.is_last else None)
-    mapper = MapWriter(f"{staging}/map", stage.map_op.num_partitions()) if stage.map_op else None
-    carry = FolderWriter(staging, shard, CARRY_FORMAT, out.max_file_bytes) if stage.map_op else None
-    apply_table = None
-    if stage.apply_op is not None:
-        ap = layout.global_dir(stage_index - 1).apply_file(shard)
-        apply_table = eio.read_parquet(ap) if eio.exists(ap) else None
+    mappers = {op.name: MapWriter(f"{staging}/map-{op.name}", op.num_partitions()) for op in stage.map_ops}
+    carry = FolderWriter(staging, shard, CARRY_FORMAT, out.max_file_bytes) if stage.map_ops else None
+    apply_tables = {op.name: _apply_table(layout.global_dir(stage_index - 1, op.name).apply_file(shard))
+                    for op in stage.apply_ops}
 
     if stage_index == 0:
         content = _reader_content(plan)
@@ -123,36 +123,42 @@ def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> Unit
         source = (b for f in eio.listdir_files(prev, ".parquet")
                   for b in eio.iter_parquet_batches(f, plan.spec.executor.batch_size))
     for batch in source:
-        if stage.apply_op is not None:
-            batch = run_apply(stage.apply_op, batch, apply_table, rejects, stats)
+        for op in stage.apply_ops:
+            batch = run_apply(op, batch, apply_tables[op.name], rejects, stats)
         for op in stage.ops:
             batch = run_operator(op, batch, rejects, stats)
         if batch.num_rows == 0:
             continue
-        if stage.map_op is not None:
-            with Timer(stats, stage.map_op.name):
-                mapper.write(stage.map_op.map(batch))
+        if stage.map_ops:
+            for op in stage.map_ops:
+                with Timer(stats, op.name):
+                    mappers[op.name].write(op.map(batch))
             carry.write_to("carry", batch)
         else:
             docs.write(batch)
             stats.written += batch.num_rows
-    _commit(plan, stage_index, shard, staging, rejects, docs, mapper, carry)
+    _commit(plan, stage_index, shard, staging, rejects, docs, mappers, carry)
     stats.wall_seconds = time.perf_counter() - t_start
     stats.worker = worker_memory()
     manifest.mark(unit, stats.to_dict())
     return stats
 
 
+def _apply_table(path: str) -> pa.Table | None:
+    """A shard's decisions from a barrier (None: the reduce had nothing for this shard)."""
+    return eio.read_parquet(path) if eio.exists(path) else None
+
+
 def _commit(plan: JobPlan, stage_index: int, shard: int, staging: str, rejects: RejectWriter,
-            docs: DocumentWriter | None, mapper: MapWriter | None, carry: FolderWriter | None) -> None:
+            docs: DocumentWriter | None, mappers: dict[str, MapWriter], carry: FolderWriter | None) -> None:
     """Everything renamed into place; the manifest record comes after."""
     layout = plan.work
     if carry is not None:
         for f in carry.close():
             eio.rename(f, f"{layout.stage_output(stage_index, shard)}/{f.rsplit('/', 1)[-1]}")
-    if mapper is not None:
+    for name, mapper in mappers.items():
         for p, f in mapper.close().items():
-            eio.rename(f, layout.global_dir(stage_index).map_file(p, shard))
+            eio.rename(f, layout.global_dir(stage_index, name).map_file(p, shard))
     for f in rejects.close() + (docs.close() if docs else []):
         eio.rename(f, f"{plan.out}/{f[len(staging) + 1:]}")
     eio.remove(staging)

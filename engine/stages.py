@@ -23,8 +23,8 @@ def run_stages(plan: JobPlan, graph: Graph, run_stage: RunStage, parallel: Paral
         if missing:  # a worker wrote where the driver cannot see (e.g. memory:// is per process)
             raise RuntimeError(f"stage {stage.index}: shard(s) {missing[:5]} ran but left no record in "
                                f"{plan.work.manifest}; the output must be storage every worker shares")
-        if stage.map_op is not None:
-            run_reduce(plan, graph.stages, stage.index, parallel)
+        for op in stage.map_ops:
+            run_reduce(plan, stage.index, op, parallel)
 
 
 def pending_shards(plan: JobPlan, stage_index: int) -> list[int]:

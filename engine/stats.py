@@ -54,22 +54,25 @@ class ReaderStats:
     groups: dict[str, dict[str, int]] = field(default_factory=lambda: {"records": {}, "skipped": {}})
     #: What ended a shard early, "<shard>: <message>".
     errors: list[str] = field(default_factory=list)
+    #: Shards that held no record at all.
+    empty_shards: list[str] = field(default_factory=list)
 
     def add(self, other: ReaderStats) -> None:
         self.documents += other.documents
         for g, counts in other.groups.items():
             _add_counts(self.groups.setdefault(g, {}), counts)
         self.errors.extend(other.errors)
+        self.empty_shards.extend(other.empty_shards)
 
     def to_dict(self) -> dict[str, Any]:
         return {**{g: dict(c) for g, c in self.groups.items()}, "errors": list(self.errors),
-                "documents": self.documents}
+                "empty_shards": sorted(self.empty_shards), "documents": self.documents}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReaderStats:
         groups = {k: dict(v) for k, v in d.items() if isinstance(v, dict)}
         return cls(documents=int(d.get("documents", 0)), groups=groups or {"records": {}, "skipped": {}},
-                   errors=list(d.get("errors", [])))
+                   errors=list(d.get("errors", [])), empty_shards=list(d.get("empty_shards", [])))
 
 
 @dataclass
@@ -136,6 +139,8 @@ class JobStats:
     operators: dict[str, OperatorStats] = field(default_factory=dict)
     global_: dict[str, dict[str, Any]] = field(default_factory=dict)
     job: dict[str, Any] = field(default_factory=dict)
+    #: Input files read, and entries not read with why (engine.discovery).
+    input: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA
 
     @classmethod
@@ -165,7 +170,7 @@ class JobStats:
     def to_dict(self) -> dict[str, Any]:
         return {"schema": self.schema, "total": self.total.to_dict(), "reader": self.reader.to_dict(),
                 "operators": {n: dataclasses.asdict(s) for n, s in self.operators.items()},
-                "global": self.global_, "job": self.job}
+                "global": self.global_, "job": self.job, "input": self.input}
 
 
 def check(stats: dict[str, Any]) -> None:

@@ -189,7 +189,7 @@ MULTI_SET_OPTIONS = ("--set",)
 
 
 def expand_multi_value(argv: list[str]) -> list[str]:
-    """`-i a b c` -> `-i a -i b -i c` (and `--set a=1 b=2` alike): design.md's `-i PATH_OR_GLOB ...` takes several values
+    """`-i a b c` -> `-i a -i b -i c` (and `--set a=1 b=2` alike): the documented `-i PATH_OR_GLOB ...` takes several values
     after one flag (as shell globs expand), which click options do not do by themselves."""
     out: list[str] = []
     i = 0
@@ -210,6 +210,8 @@ def expand_multi_value(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
+    import warnings
+    warnings.simplefilter("default", DeprecationWarning)  # old job-file names say what replaces them
     app(args=expand_multi_value(sys.argv[1:]), prog_name="decant")
 
 

@@ -2,9 +2,7 @@
 what of the repository is never shipped to a cluster."""
 from __future__ import annotations
 
-from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from operators.paths import REPO_ROOT
 DEFAULT_JOB = REPO_ROOT / "jobs" / "default.yaml"
 SAMPLES = REPO_ROOT / "samples"
 #: Packages whose modules register the bundled operators, readers and writers.

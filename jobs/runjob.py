@@ -19,10 +19,15 @@ def default_inputs() -> list[str]:
     return sorted(str(p) for p in SAMPLES.iterdir() if p.is_file() and not p.name.startswith((".", "LICENSE", "README")))
 
 
+def validate_job(spec: dict[str, Any] | JobSpec) -> Graph:
+    """The job's graph with the bundled operators, readers and writers: a JobError names what is wrong."""
+    return Graph(spec if isinstance(spec, JobSpec) else parse_job(spec), PACKAGES)
+
+
 def plan_job(spec: dict[str, Any] | JobSpec, inputs: list[str] | None = None, out: str | None = None
              ) -> tuple[JobPlan, Graph]:
-    job = spec if isinstance(spec, JobSpec) else parse_job(spec)
-    graph = Graph(job, PACKAGES)  # validates operators and parameters before anything runs
+    graph = validate_job(spec)  # before anything runs
+    job = graph.spec
     if not inputs and not job.input.paths:
         inputs = default_inputs()
     return make_plan(job, inputs, out, PACKAGES), graph

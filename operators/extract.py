@@ -38,8 +38,8 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from engine.documents import TEXT, URL, set_column
-from operators.columns import HTML
 from engine.operator import Operator, Params, Resources, Result, register
+from operators.columns import HTML
 
 # Status codes for one document (kept small so results pickle cheaply).
 OK, NO_TEXT, TIMEOUT, ERROR, TOO_LARGE = "ok", "no_text", "timeout", "extract_error", "too_large"

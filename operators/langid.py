@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from engine.documents import TEXT, set_column
-from operators.columns import LANGUAGE, LANGUAGE_SCORE
 from engine.operator import Operator, Params, Resources, Result, register
+from operators.columns import LANGUAGE, LANGUAGE_SCORE
 
 UNKNOWN = "unknown"
 LABEL_PREFIX = "__label__"

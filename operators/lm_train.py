@@ -25,8 +25,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from operators.paths import REPO_ROOT
 from operators.perplexity import (
-    REPO_ROOT,
     discover,
     get_model,
     normalize,
@@ -167,9 +167,15 @@ _NO_SPACE_AFTER = {"(", "[", "{", "$", "#"}
 _SENT_SPLIT = re.compile(r"(?<= [.!?]) (?=[A-Z\"'(])")
 
 
-def detokenize_wikitext(sentence: str) -> str:
+def join_wikitext_numbers(text: str) -> str:
+    """WikiText's split numbers and compounds joined: "1 @,@ 000" -> "1,000", "km @-@ long" -> "km-long"."""
     for a, b in _WT_JOIN:
-        sentence = sentence.replace(a, b)
+        text = text.replace(a, b)
+    return text
+
+
+def detokenize_wikitext(sentence: str) -> str:
+    sentence = join_wikitext_numbers(sentence)
     out: list[str] = []
     glue_next, quote_open = True, False
     for tok in sentence.split():

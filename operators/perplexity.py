@@ -38,14 +38,11 @@ import pyarrow as pa
 from pydantic import field_validator
 
 from engine.documents import TEXT, set_column
-from operators.columns import BUCKET, LANGUAGE, PERPLEXITY
 from engine.operator import Operator, Params, Resources, Result, register
+from operators.columns import BUCKET, LANGUAGE, PERPLEXITY
+from operators.paths import BUNDLED_MODELS, REPO_ROOT
 
 log = logging.getLogger(__name__)
-
-#: The repository's folder of bundled models (the package is installed editable / from the repo).
-REPO_ROOT = Path(__file__).resolve().parents[1]
-BUNDLED_MODELS = REPO_ROOT / "models"
 
 #: Model file names tried for a language, in order.
 LM_SUFFIXES = (".arpa.bin", ".bin", ".klm", ".binary", ".arpa")

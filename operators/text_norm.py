@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-import xxhash
 
 
 class _NormTable(dict):
@@ -99,7 +98,3 @@ def normalize_lines(text: str) -> list[str]:
 def normalize_line(line: str) -> str:
     return " ".join(normalize_text(line).replace("\n", " ").split())
 
-
-def hash64(s: str) -> int:
-    """64-bit xxh3 of the UTF-8 bytes."""
-    return xxhash.xxh3_64_intdigest(s.encode("utf-8"))

@@ -41,16 +41,15 @@ Fault tolerance
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import ray
 from ray.exceptions import RayActorError, RayError, RayTaskError
 
+from engine.executors.ray_cluster import absolute_plan, connect
 from engine.graph import Graph
 from engine.plan import JobPlan
 from engine.stages import pending_shards, run_stages
@@ -97,18 +96,6 @@ def _call(fn: Callable, item: Any) -> Any:
 _remote_call = ray.remote(_call)
 
 
-def _is_local_path(path: str) -> bool:
-    return "://" not in path or path.startswith("file://")
-
-
-def absolute_plan(plan: JobPlan) -> JobPlan:
-    """The plan with local paths made absolute: Ray workers may run in another directory
-    (a cluster's unpacked working_dir), so `out/` must mean the driver's `out/`."""
-    out = os.path.abspath(plan.out) if _is_local_path(plan.out) and not plan.out.startswith("file://") else plan.out
-    inputs = [os.path.abspath(p) if "://" not in p else p for p in plan.inputs]
-    return dataclasses.replace(plan, out=out, inputs=inputs)
-
-
 class RayExecutor:
     name = "ray"
 
@@ -143,32 +130,8 @@ class RayExecutor:
 
     # ------------------------------------------------------------------ cluster
     def connect(self) -> None:
-        if ray.is_initialized():
-            self._size_actors()
-            return
-        kw: dict[str, Any] = {"log_to_driver": False, "ignore_reinit_error": True}
-        address = self.address
-        inside_job = bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")) or (
-            bool(os.environ.get("RAY_ADDRESS")) and address is None)
-        if address is None and not inside_job:
-            # a private Ray instance on this machine ("local": never attach to another cluster that
-            # happens to run here); the editable install makes the code importable
-            kw.update(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False)
-        else:
-            if address is not None:
-                kw["address"] = address
-            ship = self.ship_code
-            if ship is None:
-                # inside a submitted Ray Job the job's runtime_env already carries the code;
-                # a client or a driver on a cluster node is given the repository explicitly
-                ship = address is not None and not inside_job and not _importable_on_cluster_node(address)
-            if self.runtime_env is not None:
-                kw["runtime_env"] = self.runtime_env
-            elif ship:
-                kw["runtime_env"] = self.ship_runtime_env()
-        ray.init(**kw)
-        # Inside a submitted Ray Job the connection belongs to the job: left to the process exit.
-        self._we_started_ray = not inside_job
+        if not ray.is_initialized():
+            self._we_started_ray = connect(self.address, self.ship_code, self.runtime_env, self.ship_runtime_env)
         self._size_actors()
 
     def _size_actors(self) -> None:
@@ -309,20 +272,3 @@ class RayExecutor:
             run_stages(plan, graph, self.run_stage, self.parallel, on_done)
         finally:
             self.close()
-
-
-def _importable_on_cluster_node(address: str) -> bool:
-    """True when the driver runs on a node of the cluster it connects to with the project installed
-    there (a local cluster on this machine): shipping the repository is then unnecessary."""
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
-    if address in ("auto", "local"):
-        return True
-    return host in ("127.0.0.1", "localhost", "::1", _own_ip())
-
-
-def _own_ip() -> str:
-    try:
-        import socket
-        return socket.gethostbyname(socket.gethostname())
-    except OSError:
-        return ""

@@ -157,7 +157,8 @@ def _model_cutoffs(job: dict[str, Any]) -> tuple[dict[str, tuple[float, ...]], s
     if params is None:
         return {}, "", list(DEFAULT_PERCENTILES)
     percentiles = list(params.get("percentiles") or DEFAULT_PERCENTILES)
-    from operators.perplexity import REPO_ROOT, load_cutoffs, resolve_models_dir
+    from operators.paths import REPO_ROOT
+    from operators.perplexity import load_cutoffs, resolve_models_dir
 
     try:
         models = resolve_models_dir(params.get("models", "bundled"))

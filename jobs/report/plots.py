@@ -90,12 +90,15 @@ def plot_perplexity(data: ReportData) -> bytes | None:
         ax.axis("off")
     for ax, lang in zip(axes.flat, langs):
         v = vals[lang]
-        lo, hi = max(v.min(), 1e-3), max(v.max(), 1e-3)
-        bins = np.geomspace(lo, hi * 1.0001, 30) if hi > lo else 10
-        ax.hist(v, bins=bins, color="#4263eb", alpha=0.8)
-        if hi > lo:
-            ax.set_xscale("log")
         cut = ppl.cutoffs.get(lang)
+        # bins over the data and the cut-offs together: bars keep a visible width however far apart they are
+        span = np.concatenate([v, cut.values if cut else []])
+        lo, hi = max(span.min(), 1e-3), max(span.max(), 1e-3)
+        log = hi > 10 * lo  # a log axis only across a decade or more: narrower ones get crowded tick labels
+        bins = np.geomspace(lo, hi * 1.0001, 30) if log else np.linspace(lo, hi, 30) if hi > lo else 10
+        ax.hist(v, bins=bins, color="#4263eb", alpha=0.8)
+        if log:
+            ax.set_xscale("log")
         if cut:
             for x, pct, col in zip(cut.values, ppl.percentiles, ("#2b8a3e", "#c92a2a")):
                 ax.axvline(x, color=col, linestyle="--", linewidth=1.5, label=f"p{pct} {x:,.0f} ({cut.source})")

@@ -16,7 +16,7 @@ Pipeline for a batch of texts:
 4. permutations by multiply-shift universal hashing (Dietzfelbinger et al.): for the 64-bit
    shingle hash x, h_i(x) = (a_i * x mod 2^64) >> 32 with a random odd 64-bit a_i (one uint64
    multiply per element; an added b_i cost a third more time and did not change the estimate
-   quality, measured against datasketch in tests/test_minhash.py). It is laid out
+   quality, measured against datasketch in tests/operators/dedup/test_minhash.py). It is laid out
    (permutations x shingles) over the concatenated shingles of all documents, and the per-document minimum is `np.minimum.reduceat` along the shingle
    axis. The shingle axis is processed in chunks (bounded memory whatever the document sizes; a
    document spanning chunks is merged with np.minimum).

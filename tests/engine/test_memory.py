@@ -17,9 +17,9 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
-
 import pytest
+
+from support import REPO
 
 SMALL_DOCS = 1500
 DOC_BYTES = 5000
@@ -49,7 +49,9 @@ RUNNER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_ten_times_larger_shard_keeps_peak_rss(tmp_path, shared_data):
-    from benchmarks.corpus import docs_from_text, lingua_languages, write_wet
+    from benchmarks.corpora.documents import docs_from_text
+    from benchmarks.corpora.text_pools import lingua_languages
+    from benchmarks.corpora.wet_corpus import write_wet
 
     langs = ["en", "de", "fr", "es", "ru", "it", "nl", "pt", "pl", "sv"]
     assert set(langs) <= set(lingua_languages())
@@ -59,7 +61,7 @@ def test_ten_times_larger_shard_keeps_peak_rss(tmp_path, shared_data):
     spec = {"name": "memory", "pipeline": _pipeline(), "output": {"format": "parquet"},
             "executor": {"batch_size": BATCH, "workers": 1}}
 
-    repo = Path(__file__).resolve().parents[1]  # run this checkout's code, whatever is installed
+    repo = REPO  # run this checkout's code, whatever is installed
     path = os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "PYTHONPATH": path}
     procs = {}

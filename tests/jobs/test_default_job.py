@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 
 from engine import io as eio
-from engine.graph import load_job
+from engine.job import load_job
+from jobs.paths import DEFAULT_JOB
 from jobs.runjob import run_job
 from operators.lm_train import detokenize_wikitext
 from operators.writers import read_documents, read_rejects
@@ -50,7 +52,7 @@ def run(tmp_path_factory, shared_data):
         for k, t in copies.items():
             f.write(json.dumps({"id": k, "text": t, "url": f"https://mirror.example.net/{k}"}) + "\n")
     out = tmp_path_factory.mktemp("out") / "o"
-    stats = run_job(load_job(None), inputs=[str(d / "a.jsonl"), str(d / "b.jsonl")], out=str(out), workers=2)
+    stats = run_job(load_job(DEFAULT_JOB), inputs=[str(d / "a.jsonl"), str(d / "b.jsonl")], out=str(out), workers=2)
     return out, stats, originals, copies
 
 
@@ -89,3 +91,13 @@ def test_near_duplicates_across_shards_removed_by_minhash(run):
     dup = eio.read_parquet(str(out / "duplicates.parquet")).to_pylist()
     assert {(r["id"], r["kept_id"]) for r in dup} == set(pairs)
     assert not any(i.startswith("orig-") for i in removed)
+
+
+def test_samples_folder(repo):
+    names = ["cc-main-2020-34-sample.warc.gz", "web-2024-sample-0000.warc.gz", "web-2024-sample-0001.warc.gz",
+             "clueweb09-ja-eucjp.warc.gz", "cc-main-2024-22-whirlwind.warc.wet.gz", "ccnet-sample.wet.txt"]
+    lic = (repo / "samples/LICENSES.md").read_text()
+    for n in names:
+        assert (repo / "samples" / n).is_file() and n in lic
+    for f in re.findall(r"licenses/[\w.-]+\.txt", lic):
+        assert (repo / "samples" / f).is_file(), f

@@ -14,26 +14,18 @@ import yaml
 pytest.importorskip("ray")
 pytest.importorskip("ray.job_submission")
 
-from test_ray_executor import boot_cluster, shared_cluster
+from support import REPO
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _boot(request):
-    boot_cluster(request)
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.usefixtures("ray_cluster_booting")]
 
 
 @pytest.fixture(scope="module")
-def cluster(request):
-    c = shared_cluster(request)
+def cluster(ray_cluster):
     with pytest.MonkeyPatch.context() as mp:
         # the client must use the cluster's token auth, whatever this machine's default
         mp.setenv("RAY_AUTH_MODE", "token")
         mp.delenv("RAY_ADDRESS", raising=False)
-        yield c
+        yield ray_cluster
 
 
 def decant(*args: str, env: dict, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -42,7 +34,8 @@ def decant(*args: str, env: dict, timeout: float = 240) -> subprocess.CompletedP
 
 
 def test_entrypoint_and_runtime_env(tmp_path):
-    from jobs.submit import EXCLUDES, build_entrypoint, runtime_env
+    from jobs.paths import WORKING_DIR_EXCLUDES as EXCLUDES
+    from jobs.submit import build_entrypoint, runtime_env
     cmd, excl = build_entrypoint(str(REPO / "jobs" / "default.yaml"), ["data/x.jsonl"], "out2", ["langid.threshold=0.6"], 2)
     assert cmd.startswith("python -m jobs.cli run jobs/default.yaml ")
     assert f"-i {Path('data/x.jsonl').resolve()}" in cmd and f"-o {Path('out2').resolve()}" in cmd

@@ -15,7 +15,7 @@ import trafilatura
 from pydantic import ValidationError
 
 from engine.documents import make_batch
-from engine.operator import get_operator
+from engine.registry import get_operator
 from operators.extract import Extract
 
 # A real slow page for trafilatura: 25,000 small paragraphs with inline markup (1.8 MB, under the
@@ -41,7 +41,9 @@ def _aeb(shared_data, n):
 
 @pytest.fixture(scope="module")
 def pages(shared_data):
-    return _aeb(shared_data, 4)
+    pages = _aeb(shared_data, 4)
+    assert len(pages) == 4
+    return pages
 
 
 def _recall(gold: str, pred: str) -> float:
@@ -209,7 +211,7 @@ def test_output_schema(pages):
     res = Extract().process(_batch([pages[0]["html"]]))
     assert res.batch.schema.field("text").type == pa.string()
     assert res.batch.schema.field("extract_html_bytes").type == pa.int64()
-    assert res.batch.column_names[:6] == ["id", "url", "date", "source", "html", "text"]
+    assert res.batch.column_names[:6] == ["id", "url", "date", "source", "text", "html"]  # base columns first
 
 
 def test_real_common_crawl_warc_pages(shared_data):

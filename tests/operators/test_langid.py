@@ -2,8 +2,6 @@
 the allowlist, empty and null text, and agreement with real CCNet output."""
 from __future__ import annotations
 
-import gzip
-import json
 import pickle
 
 import numpy as np
@@ -12,16 +10,12 @@ import pytest
 from pydantic import ValidationError
 
 from engine.documents import make_batch
-from engine.operator import get_operator
+from engine.registry import get_operator
 from operators.langid import LangId, default_model_path
+from support import ccnet_reference, lingua_lines
 
 LANGS = ["de", "fr", "ja", "ru", "zh", "ar", "ko", "el", "es", "pl"]
 PER_LANG = 20
-
-
-def _sentences(shared_data, lang, n=PER_LANG):
-    lines = (shared_data / "text" / "lingua" / f"{lang}.txt").read_text(encoding="utf8").split("\n")
-    return [ln for ln in lines if ln.strip()][:n]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +29,7 @@ def op():
 def multilingual(shared_data):
     gold, texts = [], []
     for lang in LANGS:
-        s = _sentences(shared_data, lang)
+        s = lingua_lines(shared_data, lang)[:PER_LANG]
         gold += [lang] * len(s)
         texts += s
     return gold, texts
@@ -88,7 +82,7 @@ def test_threshold_makes_language_unknown(op, multilingual, shared_data):
 
 
 def test_allowlist(shared_data):
-    texts = _sentences(shared_data, "de", 5) + _sentences(shared_data, "fr", 5) + _sentences(shared_data, "ru", 5) + [""]
+    texts = [s for lang in ("de", "fr", "ru") for s in lingua_lines(shared_data, lang)[:5]] + [""]
     res = LangId(languages=["DE", "fr"]).process(make_batch({"text": texts}))
     langs = res.batch.column("language").to_pylist()
     for lang, keep, reason in zip(langs, res.keep, res.reasons):
@@ -99,6 +93,7 @@ def test_allowlist(shared_data):
         else:
             assert not keep and reason == "language_not_selected"
     assert langs[-1] == "unknown"
+    assert sum(lang in ("de", "fr") for lang in langs[:10]) >= 8  # the selected languages were seen
     assert sum(langs[i] == "ru" for i in range(10, 15)) >= 4
     with pytest.raises(ValidationError):
         LangId(languages=[])
@@ -109,7 +104,7 @@ def test_allowlist(shared_data):
 
 
 def test_empty_whitespace_and_null_text(op, shared_data):
-    de = _sentences(shared_data, "de", 1)[0]
+    de = lingua_lines(shared_data, "de")[0]
     b = make_batch({"text": [None, "", "   \n\t  ", de, None]})
     res = op.process(b)
     assert res.batch.column("language").to_pylist() == ["unknown"] * 3 + ["de", "unknown"]
@@ -125,7 +120,7 @@ def test_empty_whitespace_and_null_text(op, shared_data):
 
 
 def test_newlines_are_joined_as_ccnet_does(op, shared_data):
-    s = _sentences(shared_data, "fr", 6)
+    s = lingua_lines(shared_data, "fr")[:6]
     multi = op.process(make_batch({"text": ["\n".join(s)]}))
     joined = op.process(make_batch({"text": [" ".join(s)]}))
     assert multi.batch.column("language")[0].as_py() == "fr"
@@ -133,10 +128,8 @@ def test_newlines_are_joined_as_ccnet_does(op, shared_data):
 
 
 def test_agrees_with_real_ccnet_output(op, shared_data):
-    docs = []
-    for name in ("cc_en_head-0091", "cc_en_head-0174"):
-        with gzip.open(shared_data / "ccnet-reference" / f"{name}.jsonl.gz", "rt", encoding="utf8") as f:
-            docs += [json.loads(line) for line in f]
+    docs = ccnet_reference(shared_data)
+    assert len(docs) == 20
     res = op.process(make_batch({"text": [d["text"] for d in docs]}))
     assert res.batch.column("language").to_pylist() == [d["metadata"]["language"] for d in docs]
     ours = res.batch.column("language_score").to_numpy()
@@ -151,7 +144,7 @@ def test_model_path_and_pickling(op, shared_data):
     set_up = pickle.loads(pickle.dumps(op))  # the loaded model is not pickled
     assert set_up._model is None
     set_up.ensure_setup()
-    ru = _sentences(shared_data, "ru", 3)
+    ru = lingua_lines(shared_data, "ru")[:3]
     assert other.process(make_batch({"text": ru})).batch.column("language").to_pylist() == ["ru"] * 3
     assert set_up.process(make_batch({"text": ru})).batch.column("language").to_pylist() == ["ru"] * 3
     with pytest.raises(ValueError):

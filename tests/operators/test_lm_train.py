@@ -28,10 +28,7 @@ from operators.lm_train import (
     wikitext_sentences,
 )
 from operators.perplexity import LanguageModel, Perplexity, normalize
-
-
-def _lines(shared_data: Path, lang: str) -> list[str]:
-    return [ln for ln in (shared_data / "text" / "lingua" / f"{lang}.txt").read_text().splitlines() if ln.strip()]
+from support import lingua_lines
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +41,7 @@ def kenlm_bins() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def fr_model(tmp_path_factory, shared_data, kenlm_bins) -> tuple[Path, dict]:
-    lines = _lines(shared_data, "fr")
+    lines = lingua_lines(shared_data, "fr")
     d = tmp_path_factory.mktemp("fr")
     (d / "train.txt").write_text("\n".join(lines[:600]) + "\n")
     out = d / "models"
@@ -74,8 +71,8 @@ def test_train_small_corpus_end_to_end(fr_model, shared_data):
     assert info["lines"] == 600 and info["ngrams"]["1"] > 500 and set(info["ngrams"]) == {"1", "2", "3", "4"}
     m = LanguageModel(out / "fr.arpa.bin", out / "fr.sp.model")
     assert m.lm.order == 4
-    held = _lines(shared_data, "fr")[-150:]
-    en = _lines(shared_data, "en")[:150]
+    held = lingua_lines(shared_data, "fr")[-150:]
+    en = lingua_lines(shared_data, "en")[:150]
     rng = random.Random(0)
     fluent = np.array([m.perplexity(s) for s in held])
     shuffled = np.array([m.perplexity(" ".join(rng.sample(s.split(), len(s.split())))) for s in held])
@@ -89,7 +86,7 @@ def test_train_small_corpus_end_to_end(fr_model, shared_data):
 
 def test_cutoffs_then_operator_reads_them(fr_model, shared_data, tmp_path):
     out, _ = fr_model
-    held = _lines(shared_data, "fr")[-200:]
+    held = lingua_lines(shared_data, "fr")[-200:]
     docs = tmp_path / "held.jsonl.gz"
     with gzip.open(docs, "wt") as f:
         for i in range(0, 200, 4):
@@ -114,7 +111,7 @@ def test_cutoffs_then_operator_reads_them(fr_model, shared_data, tmp_path):
 
 
 def test_cli_train_and_cutoffs(tmp_path, shared_data, kenlm_bins):
-    lines = _lines(shared_data, "es")
+    lines = lingua_lines(shared_data, "es")
     (tmp_path / "train.txt").write_text("\n".join(lines[:400]) + "\n")
     (tmp_path / "held.txt").write_text("\n".join(lines[-120:]) + "\n")
     runner = CliRunner()
@@ -134,7 +131,7 @@ def test_cli_train_and_cutoffs(tmp_path, shared_data, kenlm_bins):
 
 def test_whitespace_tokenized_arpa(tmp_path, shared_data, kenlm_bins):
     """Any word-level KenLM ARPA works with tokenizer: whitespace (lmplz run directly here)."""
-    lines = [normalize(s) for s in _lines(shared_data, "en")[:500]]
+    lines = [normalize(s) for s in lingua_lines(shared_data, "en")[:500]]
     arpa = tmp_path / "en.arpa"
     with open(arpa, "wb") as fout:
         subprocess.run([kenlm_bins["lmplz"], "-o", "3", "-S", "100M", "-T", str(tmp_path), "--discount_fallback"],
@@ -175,7 +172,7 @@ def test_iter_documents_reads_a_decant_output_folder(tmp_path, shared_data):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    fr = _lines(shared_data, "fr")[:3]
+    fr = lingua_lines(shared_data, "fr")[:3]
     part = tmp_path / "documents" / "language=fr" / "bucket=head"
     part.mkdir(parents=True)
     pq.write_table(pa.table({"id": ["a", "b", "c"], "text": fr}), part / "part-0.parquet")

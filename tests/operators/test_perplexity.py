@@ -1,7 +1,6 @@
 """The perplexity operator: CCNet's normalisation and formula, buckets, missing languages, bundled models."""
 from __future__ import annotations
 
-import gzip
 import json
 import pickle
 import random
@@ -17,7 +16,7 @@ import sentencepiece as spm
 from pydantic import ValidationError
 
 from engine.documents import make_batch
-from engine.operator import get_operator
+from engine.registry import get_operator
 from operators.perplexity import (
     BUNDLED_MODELS,
     PUNCT_MAP,
@@ -25,6 +24,7 @@ from operators.perplexity import (
     discover,
     normalize,
 )
+from support import ccnet_reference, lingua_lines
 
 LINGUA = ["en", "de", "fr", "es", "ru", "zh", "ja", "ar", "hi", "ko", "vi", "el"]
 
@@ -53,8 +53,7 @@ def hand_perplexity(text: str, lm: kenlm.Model, sp: spm.SentencePieceProcessor) 
 
 @pytest.fixture(scope="module")
 def lingua(shared_data: Path) -> dict[str, list[str]]:
-    return {lang: [ln.strip() for ln in (shared_data / "text" / "lingua" / f"{lang}.txt").read_text().splitlines()
-                   if ln.strip()] for lang in LINGUA}
+    return {lang: lingua_lines(shared_data, lang) for lang in LINGUA}
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +82,7 @@ def test_operator_registered_and_params_validated():
 
 
 def test_score_matches_ccnet_formula_by_hand(op, shared_data):
-    with gzip.open(shared_data / "ccnet-reference" / "cc_en_head-0091.jsonl.gz", "rt") as f:
-        ref = f.readlines()
-    texts = [json.loads(line)["text"] for line in ref[:4]]
+    texts = [d["text"] for d in ccnet_reference(shared_data)[:4]]
     texts.append("Line one of a document.\n\nSecond line, with 3 digits: 123!\n")
     lm = kenlm.Model(str(BUNDLED_MODELS / "en.arpa.bin"))
     sp = spm.SentencePieceProcessor(model_file=str(BUNDLED_MODELS / "en.sp.model"))

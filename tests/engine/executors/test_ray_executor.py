@@ -9,10 +9,8 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,114 +21,17 @@ import yaml
 
 ray = pytest.importorskip("ray")
 
-from benchmarks.scaling import build_corpus, scaling_job
+from benchmarks.corpora.jsonl_corpus import jsonl_corpus
+from benchmarks.scaling import scaling_job
 from engine import io as eio
+from support import REPO
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.usefixtures("ray_cluster_booting")]
 
-REPO = Path(__file__).resolve().parents[1]
 SHARDS, DOCS = 6, 300
 
 
-# ----------------------------------------------------------------- helpers (also used by test_submit)
-
-def free_port(start: int) -> int:
-    """A free TCP port on 127.0.0.1 at or above `start` (non-default ports: no clash with a cluster
-    someone else runs on 6379/8265)."""
-    for port in range(start, start + 2000):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
-
-
-class LocalRayCluster:
-    """A real multi-node Ray cluster on this machine: `ray start --head` on 127.0.0.1 plus worker
-    nodes joining it, each node with its own temp dir (two nodes sharing /tmp/ray would unpack a
-    job's working_dir into the same folder and delete it under each other)."""
-
-    def __init__(self, workers: int = 1, cpus_per_node: int = 1, dashboard: bool = False, base_port: int = 23400):
-        self.root = Path(tempfile.mkdtemp(prefix="dct", dir="/tmp"))
-        self.port = free_port(base_port)
-        self.client_port = free_port(self.port + 1)
-        self.dashboard_port = free_port(self.client_port + 1) if dashboard else None
-        self.workers, self.cpus, self.dashboard = workers, cpus_per_node, dashboard
-        self.env = dict(os.environ, RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
-        self.env.pop("RAY_ADDRESS", None)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def dashboard_url(self) -> str:
-        return f"http://127.0.0.1:{self.dashboard_port}"
-
-    def _ray(self, *args: str) -> None:
-        proc = subprocess.run(["ray", "start", *args], env=self.env, capture_output=True, text=True, timeout=120,
-                              check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"ray start {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-
-    def start(self) -> LocalRayCluster:
-        head = ["--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
-                "--ray-client-server-port", str(self.client_port), "--num-cpus", str(self.cpus),
-                "--temp-dir", str(self.root / "h"), "--disable-usage-stats"]
-        if self.dashboard:
-            head += ["--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-                     "--dashboard-port", str(self.dashboard_port)]
-        else:
-            head += ["--include-dashboard", "false"]
-        self._ray(*head)
-        for i in range(self.workers):
-            self._ray("--address", self.address, "--node-ip-address", "127.0.0.1", "--num-cpus", str(self.cpus),
-                      "--temp-dir", str(self.root / f"w{i}"))
-        return self
-
-    def processes(self):
-        import psutil
-        mark = str(self.root)
-        own = []
-        for p in psutil.process_iter(["pid", "cmdline"]):
-            try:
-                if mark in " ".join(p.info["cmdline"] or []):
-                    own.append(p)
-            except (psutil.Error, TypeError):
-                continue
-        found = {p.pid: p for p in own}
-        for p in own:
-            try:
-                for c in p.children(recursive=True):
-                    found.setdefault(c.pid, c)
-            except psutil.Error:
-                pass
-        return list(found.values())
-
-    def actor_processes(self, name: str = "ShardWorker"):
-        import psutil
-        out = []
-        for p in self.processes():
-            try:
-                if name in " ".join(p.cmdline()):
-                    out.append(p)
-            except psutil.Error:
-                continue
-        return out
-
-    def stop(self) -> None:
-        import psutil
-        procs = self.processes()
-        for p in procs:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(procs, timeout=15)
-        subprocess.run(["rm", "-rf", str(self.root)], check=False)
-
+# ----------------------------------------------------------------- helpers
 
 def read_tables(out: str | Path) -> tuple[list[dict], list[dict]]:
     """Documents sorted by id and rejects sorted by (operator, id), as plain rows."""
@@ -165,7 +66,7 @@ def assert_same_output(out: str | Path, ref: str | Path) -> None:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, shared_data) -> list[str]:
-    return build_corpus(tmp_path_factory.mktemp("corpus"), shards=SHARDS, docs_per_shard=DOCS)
+    return jsonl_corpus(tmp_path_factory.mktemp("corpus"), shards=SHARDS, docs_per_shard=DOCS)
 
 
 @pytest.fixture(scope="module")
@@ -184,54 +85,9 @@ def reference(tmp_path_factory, corpus, job) -> Path:
     return out
 
 
-_SHARED: dict = {}
-
-
-def shared_cluster(request) -> LocalRayCluster:
-    """One 2-node cluster (head with the dashboard / Jobs API + one worker node, 1 CPU each) for the
-    whole test session, shared by this module and test_submit; stopped when the session ends.
-    Starting it takes a while, so `boot_cluster` begins in the background at module start."""
-    if "cluster" not in _SHARED:
-        boot_cluster(request)
-    thread = _SHARED.get("thread")
-    if thread is not None:
-        thread.join()
-        _SHARED.pop("thread")
-    if "error" in _SHARED:
-        raise _SHARED["error"]
-    return _SHARED["cluster"]
-
-
-def boot_cluster(request) -> None:
-    import atexit
-    import threading
-    if "cluster" in _SHARED:
-        return
-    c = LocalRayCluster(workers=1, cpus_per_node=1, dashboard=True)
-    _SHARED["cluster"] = c
-
-    def start():
-        try:
-            c.start()
-        except Exception as e:  # noqa: BLE001 - re-raised in the test that needs the cluster
-            _SHARED["error"] = e
-
-    t = threading.Thread(target=start, daemon=True)
-    t.start()
-    _SHARED["thread"] = t
-    atexit.register(c.stop)
-    request.session.addfinalizer(c.stop)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _boot(request):
-    boot_cluster(request)
-
-
 @pytest.fixture(scope="module")
-def cluster(request):
-    c = shared_cluster(request)
-    yield c
+def cluster(ray_cluster):
+    yield ray_cluster
     if ray.is_initialized():
         ray.shutdown()
 
@@ -241,7 +97,8 @@ def cluster(request):
 def test_same_output_as_local_executor(tmp_path, corpus, job, reference):
     """A private local Ray instance (address None): same documents, rejects and stats as local."""
     from engine.executors.ray_executor import RayExecutor
-    from engine.runner import finish, prepare_output
+    from engine.finish import finish
+    from engine.plan import prepare_output
     from jobs.runjob import plan_job
 
     plan, graph = plan_job(job, corpus, str(tmp_path / "out"))
@@ -257,7 +114,7 @@ def test_same_output_as_local_executor(tmp_path, corpus, job, reference):
     finally:
         ray.shutdown()
     finish(plan, graph, 1.0)
-    assert len([r for r in seen if r["unit"].startswith("stage-0/")]) == SHARDS
+    assert len([r for r in seen if r.unit.startswith("stage-0/")]) == SHARDS
     assert ex.replaced == []
     assert_same_output(tmp_path / "out", reference)
 
@@ -267,7 +124,8 @@ def test_actor_killed_mid_shard_is_replaced_and_shard_redone(tmp_path, corpus, j
     the middle of its next shard); the executor replaces them, redoes their shards, and the output
     equals the clean local run with nothing lost or doubled."""
     from engine.executors.ray_executor import RayExecutor
-    from engine.runner import finish, prepare_output
+    from engine.finish import finish
+    from engine.plan import prepare_output
     from jobs.runjob import plan_job
 
     plan, graph = plan_job(job, corpus, str(tmp_path / "out"))

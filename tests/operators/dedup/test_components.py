@@ -3,8 +3,6 @@ clustering of minhash_dedup's reduce on constructed bucket tables (chains, stars
 groups, singletons), checked against scipy's connected components."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -12,19 +10,15 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components as scipy_cc
 
 from engine.documents import KEY
-from engine.io import read_parquet, write_parquet_atomic
-from engine.operator import GlobalContext
+from engine.io import read_parquet
 from operators.dedup import components as C
 from operators.dedup.minhash_dedup import MinHashDedup
-
-
-def serial(fn, items):
-    return [fn(i) for i in items]
+from support import global_context, read_apply, serial_map, write_map_output
 
 
 def labels_from(root: str, edges: np.ndarray, n: int, parts: int) -> tuple[np.ndarray, dict]:
     C.write_undirected(edges[:, 0], edges[:, 1], C.round_dir(root, 0), 0, parts)
-    out, stats = C.connected_components(root, parts, serial)
+    out, stats = C.connected_components(root, parts, serial_map)
     lab = np.arange(n, dtype=np.uint64)
     for q in range(parts):
         u, r = C.star_labels(out, q)
@@ -63,7 +57,7 @@ def test_long_path_and_big_keys(tmp_path):
     # keys with high bits (shard << 32) survive the round trip
     big = np.array([[(5 << 32) | 7, (3 << 32) | 9], [(3 << 32) | 9, (9 << 32) | 1]], dtype=np.uint64)
     C.write_undirected(big[:, 0], big[:, 1], C.round_dir(str(tmp_path / "b"), 0), 0, 3)
-    out, _ = C.connected_components(str(tmp_path / "b"), 3, serial)
+    out, _ = C.connected_components(str(tmp_path / "b"), 3, serial_map)
     got = {}
     for q in range(3):
         u, r = C.star_labels(out, q)
@@ -72,17 +66,16 @@ def test_long_path_and_big_keys(tmp_path):
 
 
 def test_no_edges(tmp_path):
-    out, _ = C.connected_components(str(tmp_path / "none"), 4, serial)
+    out, _ = C.connected_components(str(tmp_path / "none"), 4, serial_map)
     assert all(len(C.star_labels(out, q)[0]) == 0 for q in range(4))
 
 
 # ------------------------------------------------------------------ reduce on constructed buckets
 
 def run_buckets(tmp_path, docs: dict[str, tuple[int, list[tuple[int, int]]]], parts: int, shards: int = 2):
-    """docs: id -> (key, [(band, band_key), ...]). Writes map outputs as the engine would."""
+    """docs: id -> (key, [(band, band_key), ...]). Writes map outputs through the engine's map writer."""
     op = MinHashDedup(partitions=parts, bands=4, rows=2)
-    ctx = GlobalContext(workdir=str(tmp_path / "w"), num_shards=shards, num_partitions=parts, parallel=serial,
-                        shard_names=[str(i) for i in range(shards)], output_dir=str(tmp_path / "o"))
+    ctx = global_context(tmp_path / "w", shards, parts, out=tmp_path / "o")
     rows = {"band": [], "band_key": [], KEY: [], "id": []}
     for i, (key, bks) in docs.items():
         for band, bk in bks:
@@ -90,22 +83,21 @@ def run_buckets(tmp_path, docs: dict[str, tuple[int, list[tuple[int, int]]]], pa
             rows["band_key"].append(bk)
             rows[KEY].append(key)
             rows["id"].append(i if band == 0 else None)
-    t = pa.table({"band": pa.array(rows["band"], pa.uint16()), "band_key": pa.array(rows["band_key"], pa.uint64()),
-                  KEY: pa.array(rows[KEY], pa.uint64()), "id": pa.array(rows["id"], pa.string())})
     part = (np.array(rows["band_key"], dtype=np.uint64) % np.uint64(parts)).astype(np.int32)
+    t = pa.table({"band": pa.array(rows["band"], pa.uint16()), "band_key": pa.array(rows["band_key"], pa.uint64()),
+                  KEY: pa.array(rows[KEY], pa.uint64()), "id": pa.array(rows["id"], pa.string()),
+                  "_partition": pa.array(part)})
     shard = np.array(rows[KEY], dtype=np.uint64) >> np.uint64(32)
-    for p in range(parts):
-        for s in range(shards):
-            sel = (part == p) & (shard == s)
-            if sel.any():
-                write_parquet_atomic(t.filter(pa.array(sel)), f"{ctx.map_dir(p)}/{s:05d}.parquet")
+    for s in range(shards):
+        write_map_output(ctx, s, t.filter(pa.array(shard == s)))
     stats = op.reduce(ctx)
     d = read_parquet(str(tmp_path / "o" / "duplicates.parquet"))
     kept_of = dict(zip(d.column("id").to_pylist(), d.column("kept_id").to_pylist()))
     applied = set()
     for s in range(shards):
-        if os.path.exists(ctx.apply_path(s)):
-            applied |= set(read_parquet(ctx.apply_path(s)).column(KEY).to_pylist())
+        table = read_apply(ctx, s)
+        if table is not None:
+            applied |= set(table.column(KEY).to_pylist())
     return stats, kept_of, applied
 
 

@@ -1,20 +1,17 @@
 """line_dedup: map -> (engine-style shuffle) -> reduce -> apply on constructed and real text."""
 from __future__ import annotations
 
-import gzip
-import json
 import pickle
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 
 from engine.documents import KEY, make_batch
-from engine.io import write_parquet_atomic
-from engine.operator import GlobalContext, get_operator
+from engine.registry import get_operator
 from operators.dedup.line_dedup import LineDedup
 from operators.text_norm import normalize_line
+from support import ccnet_reference, run_global_operator, serial_map
 
 
 def shard_batch(shard: int, texts: list[str | None]) -> pa.RecordBatch:
@@ -23,36 +20,18 @@ def shard_batch(shard: int, texts: list[str | None]) -> pa.RecordBatch:
                        KEY: pa.array(keys, pa.uint64())})
 
 
-def serial(fn, items):
-    return [fn(i) for i in items]
-
-
-def run(shards: list[list[str | None]], tmp_path, partitions: int = 4, parallel=serial, **params):
+def run(shards: list[list[str | None]], tmp_path, partitions: int = 4, parallel=serial_map, **params):
     """Run the three phases exactly as the engine does; returns (results per shard, stats)."""
-    op = LineDedup(partitions=partitions, **params)
-    op = pickle.loads(pickle.dumps(op))
-    op.ensure_setup()
-    work = tmp_path / f"work-{partitions}"
-    ctx = GlobalContext(workdir=str(work), num_shards=len(shards), num_partitions=op.num_partitions(),
-                        parallel=parallel,
-                        shard_names=[f"shard{i}" for i in range(len(shards))], output_dir=str(tmp_path))
-    batches = [shard_batch(s, texts) for s, texts in enumerate(shards)]
-    for s, b in enumerate(batches):
-        t = op.map(b)
-        assert t.column("_partition").type == pa.int32()
-        parts = t.column("_partition").to_numpy()
+    op = pickle.loads(pickle.dumps(LineDedup(partitions=partitions, **params)))
+
+    def map_check(shard, table):
+        assert table.column("_partition").type == pa.int32()
+        parts = table.column("_partition").to_numpy()
         assert parts.min(initial=0) >= 0 and parts.max(initial=0) < partitions
-        for p in np.unique(parts):
-            write_parquet_atomic(t.filter(pc.equal(t.column("_partition"), int(p))),
-                                 f"{ctx.map_dir(int(p))}/{s:06d}.parquet")
-    stats = op.reduce(ctx)
-    from engine.io import exists, read_parquet
-    results = []
-    for s, b in enumerate(batches):
-        path = ctx.apply_path(s)
-        table = read_parquet(path) if exists(path) else None
-        results.append(op.apply(b, table))
-    return results, stats
+
+    batches = [shard_batch(s, texts) for s, texts in enumerate(shards)]
+    return run_global_operator(op, batches, tmp_path / f"work-{partitions}", parallel, out=tmp_path,
+                               map_check=map_check)
 
 
 def kept_texts(res) -> list[str]:
@@ -121,14 +100,6 @@ def test_min_line_chars(tmp_path):
     assert res[1].batch.column("text").to_pylist() == ["ok\nnew"]
 
 
-def real_docs(shared_data) -> list[str]:
-    docs = []
-    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
-        with gzip.open(shared_data / "ccnet-reference" / name, "rt") as f:
-            docs.extend(json.loads(line)["text"] for line in f)
-    return docs
-
-
 def wiki_docs(shared_data, n: int) -> list[str]:
     lines = (shared_data / "text" / "wikitext-2" / "valid.txt").read_text().split("\n")
     lines = [ln for ln in lines if ln.strip()][:n * 6]
@@ -136,7 +107,7 @@ def wiki_docs(shared_data, n: int) -> list[str]:
 
 
 def test_real_text_deterministic_across_partitions(shared_data, tmp_path):
-    docs = real_docs(shared_data)
+    docs = [d["text"] for d in ccnet_reference(shared_data)]
     wiki = wiki_docs(shared_data, 60)
     # shard 1 repeats shard 0's documents (reordered and mixed with wiki paragraphs)
     s0 = docs[:10] + wiki[:30]

@@ -6,13 +6,13 @@ import pickle
 import pytest
 
 from engine.documents import make_batch
-from engine.operator import get_operator
+from engine.registry import get_operator
 from operators.filters.pii import PII
+from support import lingua_lines
 
 
 def real_lines(shared_data, lang: str, needle: str) -> list[str]:
-    text = (shared_data / "text" / "lingua" / f"{lang}.txt").read_text(encoding="utf-8")
-    return [ln for ln in text.split("\n") if needle in ln]
+    return [ln for ln in lingua_lines(shared_data, lang) if needle in ln]
 
 
 def run(texts, **params):

@@ -1,19 +1,23 @@
-"""quality: Gopher / C4 / FineWeb rules on real sentences, constructed failures, and a plain-Python
-reference of the vectorised repetition signals."""
+"""quality: Gopher / C4 / FineWeb rules on real sentences, constructed failures, the per-family
+parameter scheme (and the old flat names), and a plain-Python reference of the vectorised signals."""
 from __future__ import annotations
 
 import gzip
 import json
 import pickle
 import re
+import unicodedata
 from collections import Counter
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from engine.documents import make_batch
-from engine.operator import get_operator
-from operators.filters.quality import Quality
+from engine.registry import get_operator
+from operators.filters.quality import FAMILIES, Quality
+from operators.filters.quality.gopher_quality import STOP_WORDS, GopherQualitySettings
+from operators.filters.quality.punctuation import TERMINAL
 
 
 def sentences(shared_data, lang: str) -> list[str]:
@@ -49,21 +53,111 @@ def test_registered_and_params():
     assert get_operator("quality") is Quality
     assert Quality(rules=["gopher"]).params.rules == ["gopher_repetition", "gopher_quality"]
     assert Quality(rules=["fineweb", "gopher_quality"]).params.rules == ["gopher_quality", "fineweb"]
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="rules"):
         Quality(rules=["nope"])
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="min_wordz"):
         Quality(min_wordz=3)
     cols = Quality(rules=["c4"]).output_columns()
     assert "quality_c4_lines_removed" in cols and "quality_word_count" not in cols
     for rules in (["gopher", "c4", "fineweb"], ["gopher_repetition"]):
-        q = Quality(rules=rules, top_ngram_char_frac={3: 0.2}, dup_ngram_char_frac={7: 0.1, 5: 0.2})
+        q = Quality(rules=rules, gopher_repetition={"max_top_ngram_char_frac": {3: 0.2},
+                                                    "max_dup_ngram_char_frac": {7: 0.1, 5: 0.2}})
         b = q.process(make_batch({"text": ["a b c d e f g h a b c d e f g h", None]})).batch
         assert {c for c in b.schema.names if c.startswith("quality_")} == set(q.output_columns())
 
 
+def other_value(v):
+    """A valid value of the same type as the default `v`, but different."""
+    if isinstance(v, bool):
+        return not v
+    if isinstance(v, (int, float)):
+        return v + 1
+    if isinstance(v, dict):
+        return {3: 0.5}
+    return ["xx"]
+
+
+def test_settings_are_nested_per_family(en):
+    q = Quality(gopher_quality={"min_word_count": 5}, c4={"min_sentences": 1})
+    assert q.params.gopher_quality.min_word_count == 5 and q.params.c4.min_sentences == 1
+    assert q.params.fineweb == FAMILIES[3].Settings()          # untouched families keep their defaults
+    doc = "The cat sat on the mat with the dog."
+    assert reasons(run([doc], rules=["gopher_quality"])) == ["gopher_min_words"]
+    assert reasons(run([doc], rules=["gopher_quality"], gopher_quality={"min_word_count": 5})) == [None]
+    # a settings model is accepted as well as a mapping (what a per-language table will hand over)
+    settings = GopherQualitySettings(min_word_count=5)
+    assert Quality(gopher_quality=settings).params.gopher_quality == settings
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_old_flat_names_still_work_and_warn(family):
+    assert family.renamed, f"{family.name} lists no old names"
+    for old, new in family.renamed.items():
+        value = other_value(family.Settings.model_fields[new].default)
+        with pytest.warns(DeprecationWarning, match=re.escape(f"use {family.name}: {{{new}:")) as w:
+            flat = Quality(**{old: value})
+        assert w[0].filename == __file__                # the warning points at the caller
+        assert getattr(flat.params, family.name) == family.Settings(**{new: value}), old
+        assert flat.params == Quality(**{family.name: {new: value}}).params
+    old, new = next(iter(family.renamed.items()))
+    both = {old: other_value(family.Settings.model_fields[new].default), family.name: {new: None}}
+    with pytest.warns(DeprecationWarning), pytest.raises(ValidationError, match="both given"):
+        Quality(**both)
+
+
+def test_default_job_uses_the_current_names(repo):
+    import warnings
+
+    import yaml
+    steps = yaml.safe_load((repo / "jobs" / "default.yaml").read_text())["pipeline"]
+    params = next(s["quality"] for s in steps if "quality" in s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        q = Quality(**params)
+    assert q.params.c4.filter_no_terminal_punct is False
+    assert [f.name for f in q.families] == ["gopher_repetition", "gopher_quality", "c4", "fineweb"]
+
+
+@pytest.mark.parametrize("params, place", [
+    ({"c4": {"min_sentencez": 3}}, "pipeline[0].quality.c4.min_sentencez"),
+    ({"min_wordz": 3}, "pipeline[0].quality.min_wordz"),
+    ({"gopher_repetition": {"max_top_ngram_char_frac": {60: 0.1}}},
+     "pipeline[0].quality.gopher_repetition.max_top_ngram_char_frac"),
+    ({"rules": ["gopher", "nope"]}, "pipeline[0].quality.rules[1]"),
+])
+def test_bad_parameter_is_an_error_naming_its_place(params, place):
+    from engine.errors import JobError
+    from engine.graph import Graph
+    from engine.job import parse_job
+
+    with pytest.raises(JobError) as e:
+        Graph(parse_job({"pipeline": [{"quality": params}]}), packages=["operators"])
+    assert place in str(e.value)
+
+
+def test_each_family_declares_its_signals_and_reasons(shared_data, en):
+    """Run alone, a family writes exactly the columns it declares and drops only with its own reasons."""
+    docs = [good_doc(en, i * 37, n=3 + i % 9) for i in range(20)]
+    docs += ["\n".join([en[i]] * 4) for i in range(5)] + ["", None, "Short.", "x " * 300]
+    docs += ["\n".join(sentences(shared_data, "zh")[i:i + 8]) for i in range(0, 40, 8)]
+    langs = ["en"] * 29 + ["zh"] * 5
+    seen: dict[str, set] = {}
+    for family in FAMILIES:
+        q = Quality(rules=[family.name])
+        res = run(docs, language=langs, rules=[family.name])
+        added = [c for c in res.batch.schema.names if c.startswith("quality_")]
+        assert added == [f"quality_{s.name}" for s in q.families[0].signals()] == list(q.output_columns())
+        got = {r for r in reasons(res) if r}
+        assert got and got <= set(q.families[0].reasons()), (family.name, got)
+        seen[family.name] = set(q.families[0].reasons())
+    # no reason is shared between families, so a reject names the family that dropped it
+    all_reasons = [r for rs in seen.values() for r in rs]
+    assert len(all_reasons) == len(set(all_reasons))
+
+
 def test_good_real_documents_pass(en):
     docs = [good_doc(en, i * 40) for i in range(10)]
-    res = run(docs, c4_filter_no_terminal_punct=False)
+    res = run(docs, c4={"filter_no_terminal_punct": False})
     assert reasons(res) == [None] * 10, reasons(res)
     b = res.batch
     assert all(w >= 50 for w in b.column("quality_word_count").to_pylist())
@@ -88,7 +182,7 @@ def test_each_rule_fires_with_its_reason(en):
         "few_sentences": ("\n".join(g.split("\n")[:3]) + "\n" + " ".join(f"word{i}" for i in range(80)), "c4_min_sentences"),
         "good": (g2, None),
     }
-    res = run([c[0] for c in cases.values()], c4_filter_no_terminal_punct=False)
+    res = run([c[0] for c in cases.values()], c4={"filter_no_terminal_punct": False})
     got = dict(zip(cases, reasons(res)))
     assert got == {k: v[1] for k, v in cases.items()}
     # signals exist for dropped rows too
@@ -118,11 +212,11 @@ def test_c4_line_removal_rewrites_text(en):
     assert res.batch.column("quality_c4_lines_removed").to_pylist() == [4]
     assert res.keep.tolist() == [True]
     # FineWeb's setting: lines without terminal punctuation stay (short lines still go)
-    res = run([doc], rules=["c4"], c4_filter_no_terminal_punct=False)
+    res = run([doc], rules=["c4"], c4={"filter_no_terminal_punct": False})
     out = res.batch.column("text").to_pylist()[0]
     assert "Home | About | Contact" in out and "Menu" not in out and "JavaScript" not in out
-    # c4_remove_lines off: signals only
-    res = run([doc], rules=["c4"], c4_remove_lines=False)
+    # remove_lines off: signals only
+    res = run([doc], rules=["c4"], c4={"remove_lines": False})
     assert res.batch.column("text").to_pylist()[0] == doc
 
 
@@ -203,6 +297,35 @@ def ref_signals(text: str) -> dict[str, float]:
     return out
 
 
+def ref_quality_signals(text: str) -> dict[str, float]:
+    """Gopher quality and FineWeb signals, one document at a time, from their definitions."""
+    words = text.split()
+    real = [w for w in words if not all(unicodedata.category(c)[0] in "PS" for c in w)]
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    rlines = [ln.rstrip() for ln in text.split("\n") if ln.strip()]
+    seen, dup_chars = set(), 0
+    for ln in rlines:
+        dup_chars += len(ln) if ln in seen else 0
+        seen.add(ln)
+    newlines = text.count("\n")
+    ratio = lambda a, b: a / b if b else 0.0
+    return {
+        "word_count": len(real),
+        "mean_word_length": ratio(sum(map(len, real)), len(real)),
+        "symbol_word_ratio": ratio(max(text.count("#"), text.count("...") + text.count("\u2026")), len(real)),
+        "bullet_line_frac": ratio(sum(ln[0] in "\u2022\u25cf\u2023\u25e6\u2219\u25aa-*" for ln in lines), len(lines)),
+        "ellipsis_line_frac": ratio(sum(ln.endswith(("...", "\u2026")) for ln in lines), len(lines)),
+        "alpha_word_frac": ratio(sum(any(c.isalpha() for c in w) for w in words), len(words)),
+        "stop_word_count": sum(w.lower() in STOP_WORDS for w in words),
+        "fineweb_lines": len(rlines),
+        "fineweb_line_punct_ratio": ratio(sum(ln.rstrip("\"'\u201d\u2019\u00bb)]")[-1:] in TERMINAL for ln in rlines),
+                                          len(rlines)),
+        "fineweb_short_line_ratio": ratio(sum(len(ln) <= 30 for ln in rlines), len(rlines)),
+        "fineweb_dup_line_char_ratio": ratio(dup_chars, len(text) - newlines),
+        "fineweb_newline_word_ratio": newlines / len(words) if words else (float("inf") if newlines else 0.0),
+    }
+
+
 def test_vectorised_signals_match_reference(shared_data, en):
     docs = []
     for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
@@ -213,11 +336,90 @@ def test_vectorised_signals_match_reference(shared_data, en):
         s = en[i * 30:(i + 1) * 30]
         picks = [s[j] for j in rng.integers(0, len(s), 40)]
         docs.append("\n".join(picks))
-    docs += ["", "one", "a a a a a a a a a a a a", "x y " * 50]
-    res = run(docs, rules=["gopher_repetition"])
+    for i in range(5):    # lists, hashtags, ellipses and blank lines around real sentences
+        s = en[300 + i * 20:300 + (i + 1) * 20]
+        docs.append("\n".join(f"- {x}" if j % 2 else f"{x[:30]}..." for j, x in enumerate(s)))
+        docs.append("\n\n  ".join(s[:8]) + "\n#tag #news \u2026\n\u2022 " + "\n\u2022 ".join(s[8:]))
+    docs += ["", "one", "a a a a a a a a a a a a", "x y " * 50, "\n\n", "-- \u2014 !!", "The end..."]
+    res = run(docs, rules=["gopher", "fineweb"])
     b = res.batch
     for i, t in enumerate(docs):
-        ref = ref_signals(t)
+        ref = ref_signals(t) | ref_quality_signals(t)
         for k, v in ref.items():
             got = b.column(f"quality_{k}").to_pylist()[i]
             assert got == pytest.approx(v, rel=1e-5, abs=1e-6), (i, k, got, v)
+
+
+# ---------------------------------------------------------------- per-language settings table
+
+GERMAN_STOP_WORDS = ["der", "die", "das", "und", "in", "zu", "den", "von", "mit", "ist", "nicht", "ein", "eine"]
+
+
+def test_per_language_entry_overrides_only_its_rows(shared_data, en):
+    de = [s for s in sentences(shared_data, "de") if s[-1] in ".!?"]
+    doc = "\n".join(de[:10])
+    stripped = "\n".join(" ".join(w for w in s.split() if w.lower() not in GERMAN_STOP_WORDS) for s in de[:10])
+    en_stripped = " ".join(w for w in good_doc(en, 0).split() if w.lower() not in STOP_WORDS)
+    texts, langs = [doc, stripped, en_stripped], ["de", "de", "en"]
+    table = {"de": {"gopher_quality": {"stop_words": GERMAN_STOP_WORDS, "stop_words_languages": ["de"]}}}
+    # the job's rule checks English rows only; the entry gives German rows their own stop words
+    assert reasons(run(texts, language=langs, rules=["gopher_quality"])) == [None, None, "gopher_stop_words"]
+    res = run(texts, language=langs, rules=["gopher_quality"], per_language=table)
+    assert reasons(res) == [None, "gopher_stop_words", "gopher_stop_words"]
+    counts = res.batch.column("quality_stop_word_count").to_pylist()
+    assert counts[0] >= 10 and counts[1] == 0
+    # names the entry does not give keep the job's values
+    q = Quality(gopher_quality={"min_word_count": 20}, per_language=table)
+    de_settings = q.params.settings_for("de")["gopher_quality"]
+    assert de_settings.min_word_count == 20 and de_settings.stop_words == GERMAN_STOP_WORDS
+    assert q.params.settings_for("en")["gopher_quality"] == q.params.gopher_quality
+
+
+def test_per_language_rows_match_each_language_run_alone(shared_data, en):
+    """Rows of a table language get what a job with that language's settings would give them."""
+    job = {"rules": ["gopher", "c4", "fineweb"], "c4": {"filter_no_terminal_punct": False}}
+    table = {"de": {"gopher_quality": {"stop_words": GERMAN_STOP_WORDS, "stop_words_languages": ["de"]},
+                    "c4": {"min_sentences": 12}},
+             "fr": {"c4": {"remove_lines": False}, "fineweb": {"short_line_length": 80},
+                    "gopher_repetition": {"max_dup_line_frac": 0.05}}}
+    pools = {lang: sentences(shared_data, lang) for lang in ("en", "de", "fr", "zh")}
+    rng = np.random.default_rng(3)
+    texts, langs = [], []
+    for i in range(60):
+        lang = ["en", "de", "fr", "zh", None][i % 5]
+        pool = pools[lang or "en"]
+        picks = [pool[j] for j in rng.integers(0, len(pool), int(rng.integers(3, 16)))]
+        if i % 3 == 0:
+            picks += ["Menu", "Home | Contact", picks[0]]        # boilerplate and a repeated line
+        texts.append("\n".join(picks))
+        langs.append(lang)
+    mixed = run(texts, language=langs, per_language=table, **job)
+    plain = run(texts, language=langs, **job)
+    assert reasons(mixed) != reasons(plain)                      # the table changed some decisions
+    signal_cols = [c for c in mixed.batch.schema.names if c.startswith("quality_")]
+    assert signal_cols == [c for c in plain.batch.schema.names if c.startswith("quality_")]
+    for lang in ("de", "fr", "en", "zh", None):
+        rows = [i for i, x in enumerate(langs) if x == lang]
+        params = dict(job)
+        for family, override in table.get(lang, {}).items():
+            params[family] = {**job.get(family, {}), **override}
+        alone = run([texts[i] for i in rows], language=[langs[i] for i in rows], **params)
+        assert [reasons(mixed)[i] for i in rows] == reasons(alone), lang
+        for col in signal_cols + ["text"]:
+            got = mixed.batch.column(col).to_pylist()
+            assert [got[i] for i in rows] == alone.batch.column(col).to_pylist(), (lang, col)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"c4": {"min_sentencez": 3}}, "pipeline[0].quality.per_language.de.c4.min_sentencez"),
+    ({"c44": {}}, "pipeline[0].quality.per_language.de.c44"),
+    ({"gopher_repetition": {"max_top_ngram_char_frac": {2: 0.3}}}, "per_language.de.gopher_repetition: changes"),
+])
+def test_bad_per_language_entry_is_an_error_naming_its_place(entry, message):
+    from engine.errors import JobError
+    from engine.graph import Graph
+    from engine.job import parse_job
+
+    with pytest.raises(JobError) as e:
+        Graph(parse_job({"pipeline": [{"quality": {"per_language": {"de": entry}}}]}), packages=["operators"])
+    assert message in str(e.value)

@@ -1,26 +1,21 @@
 """url_filter: domain and keyword block lists on the real URLs of the CCNet reference documents."""
 from __future__ import annotations
 
-import gzip
-import json
 import pickle
 
 import pytest
 
 from engine.documents import make_batch
-from engine.operator import get_operator
+from engine.registry import get_operator
 from operators.filters.url_filter import URLFilter, host_of, parents
+from support import ccnet_reference
 
 LISTS = "tests/data/url_filter"
 
 
 @pytest.fixture(scope="module")
 def urls(shared_data):
-    out = []
-    for name in ("cc_en_head-0091.jsonl.gz", "cc_en_head-0174.jsonl.gz"):
-        with gzip.open(shared_data / "ccnet-reference" / name, "rt") as f:
-            out.extend(json.loads(line)["metadata"]["url"] for line in f)
-    return out
+    return [d["metadata"]["url"] for d in ccnet_reference(shared_data)]
 
 
 def make(repo, **kw):

@@ -1,0 +1,44 @@
+"""The WET reader: conversion records, the WARC/WET pair, WAT files without documents."""
+from __future__ import annotations
+
+import re
+
+from operators.readers import WetReader
+from support import read_shard
+
+
+def test_wet_ccnet_sample(shared_data):
+    reader, rows, _ = read_shard(shared_data / "wet/ccnet-sample.wet.txt")
+    assert isinstance(reader, WetReader)
+    assert reader.stats["records"] == {"warcinfo": 1, "conversion": 3}
+    assert reader.stats["skipped"] == {"warcinfo": 1}
+    assert reader.errors == []
+    assert [r["url"] for r in rows] == ["http://sample_english.com", "http://sample_chinese.zh",
+                                        "http://sample_russian.ru"]
+    assert rows[0]["text"].startswith("Famous Mark Twain Quotes\n")
+    assert rows[0]["text"].endswith("Truth isn't.")
+    assert "WARC" not in rows[0]["text"]
+    assert re.search(r"[\u4e00-\u9fff]{4}", rows[1]["text"])
+    assert re.search(r"[А-Яа-я]{4}", rows[2]["text"])
+    # the sample reuses one WARC-Record-ID: ids stay unique within the shard
+    assert len({r["id"] for r in rows}) == 3
+    assert rows[0]["id"] == "cd61b0b3-d9b0-466c-9a5e-99c191f8d2e1"
+
+
+def test_wet_and_warc_pair_agree(shared_data):
+    _, wet_rows, _ = read_shard(shared_data / "wet/cc-main-2024-22-whirlwind.warc.wet.gz")
+    _, warc_rows, _ = read_shard(shared_data / "warc/cc-main-2024-22-whirlwind.warc.gz")
+    (w,) = wet_rows
+    (h,) = warc_rows
+    assert w["url"] == h["url"] == "https://an.wikipedia.org/wiki/Escopete"
+    assert w["text"].startswith("Escopete - Biquipedia") and w["html"] is None
+    assert "Escopete" in h["html"]
+    assert w["id"] == "ba729a40-ff84-4085-8d48-0a5b2ee0c42d"
+
+
+def test_wat_is_metadata_only(shared_data):
+    path = shared_data / "wet/cc-main-2024-22-whirlwind.warc.wat.gz"
+    for fmt in ("auto", "warc", "wet"):
+        reader, rows, _ = read_shard(path, fmt)
+        assert rows == [] and reader.errors == []
+        assert reader.stats["records"] == {"warcinfo": 1, "metadata": 1}
