@@ -91,14 +91,15 @@ class Graph:
             try:
                 op = cls(**params)
             except ValidationError as e:
-                raise JobError("invalid parameters:\n  " + "\n  ".join(validation_messages(e, f"{where}."))) from None
+                raise JobError("invalid parameters: " + "; ".join(validation_messages(e, f"{where}."))) from None
             except (TypeError, ValueError) as e:
                 raise JobError(f"{where}: {e}") from None
-            missing = [c for c in cls.inputs if c not in available]
-            if missing:
-                raise JobError(f"{where}: needs column(s) {missing} that no earlier step produces")
-            available |= set(op.output_columns())
-            ops.append(op)
+            for part in op.expand():
+                missing = [c for c in part.inputs if c not in available]
+                if missing:
+                    raise JobError(f"{where}: needs column(s) {missing} that no earlier step produces")
+                available |= set(part.output_columns())
+                ops.append(part)
         names = [o.name for o in ops]
         if UNIQUE_IDS in names:
             raise JobError(f"pipeline[{names.index(UNIQUE_IDS)}]: {UNIQUE_IDS!r} is the engine's own step; rename the operator")

@@ -18,14 +18,26 @@ import pyarrow.parquet as pq
 from engine.errors import StorageError
 
 
+#: Object stores (no real directories; one PUT or server-side copy replaces an object whole).
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
+
+
 def fs_and_path(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, _, paths = fsspec.get_fs_token_paths(path)
+    """The filesystem and path of a local path or fsspec URL. Listings are never cached: other
+    processes write the work folder (a cached listing made `exists` miss their manifest records
+    and apply tables on s3)."""
+    fs, _, paths = fsspec.get_fs_token_paths(path, storage_options={"use_listings_cache": False})
     return fs, paths[0]
 
 
 def _protocol(fs: fsspec.AbstractFileSystem) -> str:
     p = fs.protocol
     return p[0] if isinstance(p, (tuple, list)) else p
+
+
+def is_object_store(fs: fsspec.AbstractFileSystem) -> bool:
+    p = fs.protocol
+    return any(x in OBJECT_STORES for x in (p if isinstance(p, (tuple, list)) else (p,)))
 
 
 def unstrip(fs: fsspec.AbstractFileSystem, path: str) -> str:
@@ -118,7 +130,8 @@ def read_head(path: str, n: int = 8192) -> bytes:
 
 def makedirs(path: str) -> None:
     fs, p = fs_and_path(path)
-    fs.makedirs(p, exist_ok=True)
+    if not is_object_store(fs):  # nothing to make there (s3fs would probe the bucket each time)
+        fs.makedirs(p, exist_ok=True)
 
 
 def exists(path: str) -> bool:
@@ -134,6 +147,10 @@ def _tmp_name(path: str) -> str:
 def rename(src: str, dst: str) -> None:
     fs, s = fs_and_path(src)
     _, d = fs_and_path(dst)
+    if is_object_store(fs):
+        fs.cp_file(s, d)  # replaces d in one step: no moment without it, unlike rm + mv
+        fs.rm_file(s)
+        return
     fs.makedirs(d.rsplit("/", 1)[0], exist_ok=True) if "/" in d else None
     if _protocol(fs) in ("file", "local"):
         os.replace(s, d)
@@ -145,6 +162,9 @@ def rename(src: str, dst: str) -> None:
 
 def write_bytes_atomic(data: bytes, path: str) -> None:
     fs, p = fs_and_path(path)
+    if is_object_store(fs):
+        fs.pipe_file(p, data)  # one PUT: the object appears whole or not at all
+        return
     parent = p.rsplit("/", 1)[0] if "/" in p else ""
     if parent:
         fs.makedirs(parent, exist_ok=True)

@@ -57,6 +57,17 @@ class ExecutorSpec(StrictModel):
     max_retries: int = Field(default=3, ge=0)
 
 
+class DedupSpec(StrictModel):
+    #: Earlier decant outputs whose index (OUT/index/) this job's global dedup steps compare
+    #: against: what an earlier output kept always wins, and nothing in it is rewritten.
+    against: list[str] = Field(default_factory=list)
+
+    @field_validator("against", mode="before")
+    @classmethod
+    def _one_path(cls, v):
+        return [v] if isinstance(v, str) else v
+
+
 class JobSpec(StrictModel):
     name: str = "decant"
     #: Modules to import before the pipeline is built (in the driver and every worker), so that
@@ -65,6 +76,7 @@ class JobSpec(StrictModel):
     input: InputSpec = Field(default_factory=InputSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     pipeline: list[dict[str, dict[str, Any] | None]] = Field(default_factory=list)
+    dedup: DedupSpec = Field(default_factory=DedupSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
 
     def steps(self) -> list[tuple[str, dict[str, Any]]]:
@@ -88,7 +100,7 @@ def parse_job(data: dict[str, Any]) -> JobSpec:
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as e:
-        raise JobError("invalid job file:\n  " + "\n  ".join(validation_messages(e))) from None
+        raise JobError("invalid job file: " + "; ".join(validation_messages(e))) from None
     for i, step in enumerate(spec.pipeline):
         if len(step) != 1:
             raise JobError(f"pipeline[{i}]: each step is one mapping `name: {{params}}`, got keys {list(step)}")

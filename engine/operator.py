@@ -94,6 +94,12 @@ class Operator:
         """The columns this configured instance adds (may depend on parameters)."""
         return self.outputs
 
+    def expand(self) -> list["Operator"]:
+        """The operators this step runs as (default: itself). A step whose configuration needs a
+        barrier (e.g. perplexity buckets from cut-offs taken on the job's own documents) returns a
+        per-document operator followed by a global one."""
+        return [self]
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"
 

@@ -87,6 +87,11 @@ class GlobalLayout:
     def apply_file(self, shard: int) -> str:
         return f"{self.apply_dir}/shard-{shard:06d}.parquet"
 
+    @property
+    def apply_all_file(self) -> str:
+        """What every shard without a table of its own gets (e.g. cut-offs computed at the barrier)."""
+        return f"{self.apply_dir}/all.parquet"
+
 
 @dataclasses.dataclass
 class JobPlan:
@@ -110,8 +115,13 @@ def make_plan(spec: JobSpec, inputs: list[str] | None = None, out: str | None = 
     if not paths:
         raise JobError("input.paths: no input given (job file or -i)")
     out = (out or spec.output.path).rstrip("/")
+    for i, prev in enumerate(spec.dedup.against):
+        if not eio.exists(f"{prev.rstrip('/')}/stats.json"):
+            raise JobError(f"dedup.against[{i}]: {prev} is not a finished decant output (no stats.json)")
+        if prev.rstrip("/") == out:
+            raise JobError(f"dedup.against[{i}]: {prev} is this job's own output")
     try:
-        found = find_inputs(paths, exclude=[out])
+        found = find_inputs(paths, exclude=[out, *spec.dedup.against])
     except FileNotFoundError as e:
         raise JobError(f"input.paths: {e.args[0] if e.args else e}") from None
     return JobPlan(spec=spec, inputs=found.files, out=out, fingerprint=fingerprint(spec, found.files),
@@ -125,6 +135,8 @@ def fingerprint(spec: JobSpec, files: list[str]) -> str:
     content["output"].pop("path", None)
     if not content["output"].get("partition_by"):
         content["output"].pop("partition_by", None)  # outputs made before the option still resume
+    if not content["dedup"]["against"]:
+        content.pop("dedup")
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

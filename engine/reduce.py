@@ -23,15 +23,18 @@ class GlobalContext:
     `map_files(p)` lists the map outputs of partition p (one file per shard that emitted rows),
     `parallel(fn, items)` runs a picklable module-level function over items with the executor's
     workers and returns results in order, `write_apply(shard, table)` stores what `apply` will get
-    for that shard, `workdir` is a private folder for intermediate files and `output_dir` the
-    job's output (for files such as OUT/duplicates.parquet).
+    for that shard (`write_apply_all(table)`: what every shard without a table of its own gets),
+    `workdir` is a private folder for intermediate files, `output_dir` the job's output (for files
+    such as OUT/duplicates.parquet or OUT/index/) and `against` the earlier outputs to compare with.
     """
 
     def __init__(self, workdir: str, num_shards: int, num_partitions: int,
-                 parallel: Callable[[Callable, list], list], shard_names: list[str], output_dir: str = "") -> None:
+                 parallel: Callable[[Callable, list], list], shard_names: list[str], output_dir: str = "",
+                 against: list[str] = ()) -> None:
         self.layout = GlobalLayout(workdir.rstrip("/"))
         self.workdir = self.layout.root
         self.output_dir = output_dir
+        self.against = [a.rstrip("/") for a in against]
         self.num_shards = num_shards
         self.num_partitions = num_partitions
         self.shard_names = shard_names
@@ -46,6 +49,9 @@ class GlobalContext:
     def write_apply(self, shard: int, table: pa.Table) -> None:
         eio.write_parquet_atomic(table, self.layout.apply_file(shard))
 
+    def write_apply_all(self, table: pa.Table) -> None:
+        eio.write_parquet_atomic(table, self.layout.apply_all_file)
+
     def parallel(self, fn: Callable, items: list) -> list:
         return self._parallel(fn, items)
 
@@ -59,7 +65,8 @@ def run_reduce(plan: JobPlan, stage_index: int, op, parallel: Callable[[Callable
     op.ensure_setup()
     gdir = plan.work.global_dir(stage_index, op.name)
     eio.remove(gdir.apply_dir)  # tables of an interrupted earlier reduce
-    ctx = GlobalContext(gdir.root, len(plan.inputs), op.num_partitions(), parallel, plan.inputs, plan.out)
+    ctx = GlobalContext(gdir.root, len(plan.inputs), op.num_partitions(), parallel, plan.inputs, plan.out,
+                        plan.spec.dedup.against)
     t0 = time.perf_counter()
     result = op.reduce(ctx) or {}
     record = UnitStats(unit=unit, global_={op.name: result}, worker=worker_memory("driver"))

@@ -112,7 +112,7 @@ def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> Unit
                            graph.transient_columns()) if stage.is_last else None)
     mappers = {op.name: MapWriter(f"{staging}/map-{op.name}", op.num_partitions()) for op in stage.map_ops}
     carry = FolderWriter(staging, shard, CARRY_FORMAT, out.max_file_bytes) if stage.map_ops else None
-    apply_tables = {op.name: _apply_table(layout.global_dir(stage_index - 1, op.name).apply_file(shard))
+    apply_tables = {op.name: _apply_table(layout.global_dir(stage_index - 1, op.name), shard)
                     for op in stage.apply_ops}
 
     if stage_index == 0:
@@ -144,9 +144,13 @@ def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> Unit
     return stats
 
 
-def _apply_table(path: str) -> pa.Table | None:
-    """A shard's decisions from a barrier (None: the reduce had nothing for this shard)."""
-    return eio.read_parquet(path) if eio.exists(path) else None
+def _apply_table(gdir, shard: int) -> pa.Table | None:
+    """A shard's decisions from a barrier: its own table, else the one for every shard, else None
+    (the reduce had nothing for this shard)."""
+    for path in (gdir.apply_file(shard), gdir.apply_all_file):
+        if eio.exists(path):
+            return eio.read_parquet(path)
+    return None
 
 
 def _commit(plan: JobPlan, stage_index: int, shard: int, staging: str, rejects: RejectWriter,

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -19,6 +20,8 @@ InputOption = Annotated[Optional[list[str]], typer.Option(
 OutputOption = Annotated[Optional[str], typer.Option("-o", "--output", help="output folder (local or fsspec URL)")]
 WorkersOption = Annotated[Optional[int], typer.Option("--workers", min=1, help="worker processes or actors")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
+AgainstOption = Annotated[Optional[list[str]], typer.Option(
+    "--against", help="an earlier decant output to dedup against (what it kept wins); may repeat")]
 
 
 @app.command()
@@ -31,6 +34,7 @@ def run(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (ray executor)"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="override a job value: key.path=value"),
     keep_work: bool = typer.Option(False, "--keep-work", help="keep intermediate stage files"),
+    against: AgainstOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a job; re-running into the same output resumes (finished shards are skipped)."""
@@ -39,6 +43,8 @@ def run(
 
     def start():
         data = apply_sets(load_job(job or DEFAULT_JOB), set_ or [])
+        if against:
+            data.setdefault("dedup", {})["against"] = list(against)
         return data, dict(inputs=input or None, out=output, executor=executor, workers=workers, address=address,
                           keep_work=keep_work)
     _run_and_report(start, quiet, resume=f"decant run {job or ''} ... -o {output or 'OUT'}")
@@ -54,6 +60,7 @@ def dedup(
     bands: Optional[int] = typer.Option(None, "--bands"),
     rows: Optional[int] = typer.Option(None, "--rows"),
     workers: WorkersOption = None,
+    against: AgainstOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Global MinHash-LSH near-duplicate removal over JSONL(.gz) or Parquet documents with id and text."""
@@ -62,7 +69,7 @@ def dedup(
     def start():
         if not input or not output:
             raise typer.BadParameter("give the documents with -i and the output folder with -o")
-        spec = dedup_job(input, output, threshold, ngram, num_perm, bands, rows, workers)
+        spec = dedup_job(input, output, threshold, ngram, num_perm, bands, rows, workers, against=against or [])
         return spec, dict(executor="local", workers=workers)
     _run_and_report(start, quiet, resume="the same decant dedup command")
 
@@ -76,7 +83,7 @@ def _run_and_report(start, quiet: bool, resume: str) -> None:
         data, kw = start()
         stats = _run_with_progress(run_job, data, quiet=quiet, **kw)
     except JobError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/yellow]: finished shards are kept; run {resume} again to resume")
@@ -183,7 +190,7 @@ def _mount_optional() -> None:
 _mount_optional()
 
 
-MULTI_VALUE_OPTIONS = ("-i", "--input")
+MULTI_VALUE_OPTIONS = ("-i", "--input", "--against")
 #: `--set k=v k2=v2`: further values are taken while they look like key=value (a job file does not)
 MULTI_SET_OPTIONS = ("--set",)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 def dedup_job(inputs: list[str], output: str, threshold: float = 0.8, ngram: int = 5, num_perm: int = 112,
               bands: int | None = None, rows: int | None = None, workers: int | None = None,
-              partitions: int = 16, verify: bool = False) -> dict[str, Any]:
+              partitions: int = 16, verify: bool = False, against: list[str] = ()) -> dict[str, Any]:
     """The job spec (a dict, as a job file holds it) that `decant dedup` runs."""
     params: dict[str, Any] = {"threshold": threshold, "ngram": ngram, "num_perm": num_perm,
                               "partitions": partitions, "verify": verify}
@@ -26,6 +26,8 @@ def dedup_job(inputs: list[str], output: str, threshold: float = 0.8, ngram: int
         "pipeline": [{"minhash_dedup": params}],
         "executor": {"kind": "local"},
     }
+    if against:
+        spec["dedup"] = {"against": list(against)}
     if workers:
         spec["executor"]["workers"] = workers
     return spec

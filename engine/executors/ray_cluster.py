@@ -1,23 +1,87 @@
 """Connecting to Ray: a private local instance bound to 127.0.0.1, a cluster by address, or the
 cluster of the Ray Job this driver runs in; and the plan's paths as every node must see them.
 
-A local instance is started with its node address on loopback (GCS, raylet, object manager and
-workers listen there, never on every interface) and no dashboard; `DECANT_RAY_NODE_IP` chooses
-another address for a user who wants a reachable local cluster.
+A local instance is started with its node address on loopback and no dashboard: its GCS, raylet,
+object manager, workers, dashboard agent, metrics exporters and runtime-env agent then listen on
+127.0.0.1 only, never on every interface (Ray binds its servers to loopback exactly when the node
+address is loopback, and to all interfaces otherwise). `DECANT_RAY_NODE_IP` chooses another
+address for a user who wants a local instance other machines can reach.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib
+import ipaddress
 import os
 import socket
+from collections.abc import Iterator
 from collections.abc import Callable
 from typing import Any
 
 import ray
 
+from engine.errors import JobError
 from engine.plan import JobPlan
 
 LOCAL_NODE_IP = "127.0.0.1"
+#: The node address of a local instance decant starts (default: LOCAL_NODE_IP, loopback only).
+NODE_IP_ENV = "DECANT_RAY_NODE_IP"
+
+
+def local_node_ip() -> str:
+    """The node address for a local Ray instance: loopback unless the user chose another."""
+    return os.environ.get(NODE_IP_ENV, "").strip() or LOCAL_NODE_IP
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def single_machine_mode() -> Iterator[None]:
+    """Ray on Linux replaces a loopback node address given to `ray.init` by the machine's reachable
+    address (so that other nodes could join), and then binds its servers to all interfaces. Its
+    single-machine mode (what `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` selects, read once when Ray is
+    imported) keeps loopback; it is switched on only while the local instance starts, so that a
+    later connection to a real cluster from this process is not affected."""
+    try:
+        constants = importlib.import_module("ray._private.ray_constants")
+    except ImportError:  # another Ray layout: the address check after ray.init still guards
+        yield
+        return
+    saved = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    if saved is None:
+        yield
+        return
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = saved
+
+
+def start_local(num_cpus: int, **kw: Any) -> None:
+    """Start a private Ray instance on this machine on `local_node_ip()`; refuses (JobError) when
+    Ray put a loopback-only node on another address."""
+    ip = local_node_ip()
+    # "local": never attach to another cluster that happens to run here
+    kw.update(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address=ip)
+    if not is_loopback(ip):
+        ray.init(**kw)
+        return
+    with single_machine_mode():
+        ray.init(**kw)
+    node_ip = ray.util.get_node_ip_address()
+    if not is_loopback(node_ip):
+        ray.shutdown()
+        raise JobError(f"executor: the local Ray instance came up on {node_ip}, reachable from other machines, "
+                       f"not on {ip}; set {NODE_IP_ENV}={node_ip} to allow that")
 
 
 def connect(address: str | None, ship_code: bool | None, runtime_env: dict[str, Any] | None,
@@ -27,22 +91,20 @@ def connect(address: str | None, ship_code: bool | None, runtime_env: dict[str, 
     inside_job = bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")) or (
         bool(os.environ.get("RAY_ADDRESS")) and address is None)
     if address is None and not inside_job:
-        # a private Ray instance on this machine ("local": never attach to another cluster that
-        # happens to run here); the editable install makes the code importable
-        kw.update(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
-                  _node_ip_address=os.environ.get("DECANT_RAY_NODE_IP", LOCAL_NODE_IP))
-    else:
-        if address is not None:
-            kw["address"] = address
-        ship = ship_code
-        if ship is None:
-            # inside a submitted Ray Job the job's runtime_env already carries the code;
-            # a client or a driver on a cluster node is given the repository explicitly
-            ship = address is not None and not inside_job and not importable_on_cluster_node(address)
-        if runtime_env is not None:
-            kw["runtime_env"] = runtime_env
-        elif ship:
-            kw["runtime_env"] = ship_runtime_env()
+        # a private Ray instance on this machine; the editable install makes the code importable
+        start_local(os.cpu_count() or 1, **kw)
+        return True
+    if address is not None:
+        kw["address"] = address
+    ship = ship_code
+    if ship is None:
+        # inside a submitted Ray Job the job's runtime_env already carries the code;
+        # a client or a driver on a cluster node is given the repository explicitly
+        ship = address is not None and not inside_job and not importable_on_cluster_node(address)
+    if runtime_env is not None:
+        kw["runtime_env"] = runtime_env
+    elif ship:
+        kw["runtime_env"] = ship_runtime_env()
     ray.init(**kw)
     # inside a submitted Ray Job the connection belongs to the job: left to the process exit
     return not inside_job
