@@ -1,9 +1,9 @@
 """Scaling: documents/s for 1 and 2 workers, local and Ray executors, on the same input in one run.
 
-The input is a JSONL.gz corpus built from the shared real text (Leipzig sentences in a dozen
-languages from text/lingua, English Wikipedia paragraphs from text/wikitext-2, a few repeated
-paragraphs so that line dedup has work). The job is the per-document part of the default
-pipeline on text input plus the global line dedup: jsonl reader -> langid -> line_dedup (map,
+The input is the JSONL.gz corpus of benchmarks/corpora/jsonl_corpus.py (lingua sentences in a
+dozen languages, English Wikipedia paragraphs from WikiText-2, a few repeated paragraphs so that
+line dedup has work). The job is the per-document part of the default pipeline on text input
+plus the global line dedup: jsonl reader -> langid -> line_dedup (map,
 barrier, reduce as Ray tasks, apply) -> quality -> writer. Each configuration writes a fresh
 output; figures are documents read per wall second of the whole job (start-up included: what
 a user waits for), and Ray's overhead as the ratio of Ray's time to the local executor's time
@@ -11,7 +11,6 @@ with the same worker count (a ratio > 1 means Ray is slower).
 """
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -22,80 +21,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.corpora.jsonl_corpus import jsonl_corpus
+from operators.paths import REPO_ROOT
+
 DESCRIPTION = "docs/s for 1 and 2 workers, local vs Ray executor, same input (Ray overhead ratio)"
 QUICK = True
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("DECANT_SHARED_DATA", REPO.parent / "shared" / "data"))
-LANGS = ["en", "de", "fr", "es", "it", "nl", "pt", "pl", "sv", "ru", "tr", "fi"]
-
-
-def _wiki_paragraphs() -> list[str]:
-    paras = []
-    for name in ("valid.txt", "test.txt"):
-        p = SHARED / "text" / "wikitext-2" / name
-        if not p.exists():
-            continue
-        for line in p.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if len(line) > 200 and not line.startswith("="):
-                paras.append(line.replace(" @-@ ", "-").replace(" @,@ ", ",").replace(" @.@ ", "."))
-    return paras
-
-
-def build_corpus(folder: str | Path, shards: int = 4, docs_per_shard: int = 500, seed: int = 0) -> list[str]:
-    """Write `shards` JSONL.gz files of real text documents with ids; returns their paths.
-
-    Deterministic for the same arguments. About a third of the documents are English
-    Wikipedia paragraphs (some repeated across shards: line dedup drops those lines), the rest
-    groups of 4-12 sentences of one language from the Leipzig corpora."""
-    import random
-
-    rng = random.Random(seed)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    sentences = {}
-    for lang in LANGS:
-        p = SHARED / "text" / "lingua" / f"{lang}.txt"
-        if p.exists():
-            sentences[lang] = [s.strip() for s in p.read_text(encoding="utf-8").splitlines() if s.strip()]
-    wiki = _wiki_paragraphs()
-    if not sentences and not wiki:
-        raise FileNotFoundError(f"no shared text under {SHARED}/text")
-    langs = sorted(sentences)
-    repeated = wiki[:20]
-    paths = []
-    for s in range(shards):
-        path = folder / f"corpus-{s:03d}.jsonl.gz"
-        with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as f:
-            for i in range(docs_per_shard):
-                r = rng.random()
-                if wiki and r < 0.30:
-                    k = rng.randint(1, 4)
-                    start = rng.randrange(0, max(1, len(wiki) - k))
-                    text = "\n".join(wiki[start:start + k])
-                elif wiki and r < 0.36:
-                    text = "\n".join(rng.sample(repeated, 2))
-                else:
-                    lang = langs[(s * docs_per_shard + i) % len(langs)]
-                    pool = sentences[lang]
-                    start = rng.randrange(0, max(1, len(pool) - 12))
-                    text = "\n".join(pool[start:start + rng.randint(4, 12)])
-                f.write(json.dumps({"id": f"s{s}-d{i}", "text": text, "url": f"https://example.org/{s}/{i}"},
-                                   ensure_ascii=False) + "\n")
-        paths.append(str(path))
-    return paths
-
 
 def scaling_job(extra: list[dict] | None = None) -> dict[str, Any]:
-    """The benchmark's (and the Ray tests') job: jsonl -> langid -> line_dedup -> quality."""
-    from engine.operator import OPERATORS, _ensure_loaded
-    _ensure_loaded()
-    steps = [{"langid": {"threshold": 0.5}}]
-    if "line_dedup" in OPERATORS:
-        steps.append({"line_dedup": {}})
-    if "quality" in OPERATORS:
-        steps.append({"quality": {}})
+    """The benchmark's (and the Ray tests') job: jsonl -> langid -> line_dedup -> quality -> parquet."""
+    steps = [{"langid": {"threshold": 0.5}}, {"line_dedup": {}}, {"quality": {}}]
     return {"name": "scaling", "input": {"format": "jsonl"}, "output": {"format": "parquet"},
             "pipeline": steps + list(extra or []), "executor": {"batch_size": 256}}
 
@@ -108,7 +43,8 @@ t0 = time.perf_counter()
 stats = run_job(cfg["job"], inputs=cfg["inputs"], out=cfg["out"], executor=cfg["executor"], workers=cfg["workers"])
 wall = time.perf_counter() - t0
 from engine.io import Manifest
-m = Manifest(cfg["out"])
+from engine.plan import WorkLayout
+m = Manifest(WorkLayout(cfg["out"]).manifest)
 shard_s = sum(m.get(u).get("wall_seconds", 0.0) for u in m.units() if "/shard-" in u)
 print("RESULT " + json.dumps({"wall": wall, "shard_seconds": shard_s, "read": stats["total"]["documents_read"],
                               "kept": stats["total"]["documents_kept"], "ok": stats["total"]["accounting_ok"]}))
@@ -123,7 +59,7 @@ def _run_config(job: dict, inputs: list[str], out: str, executor: str, workers: 
     env.pop("RAY_ADDRESS", None)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cfg)], capture_output=True, text=True,
-                          cwd=str(REPO), env=env, timeout=900, check=False)
+                          cwd=str(REPO_ROOT), env=env, timeout=900, check=False)
     total = time.perf_counter() - t0
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
@@ -138,7 +74,7 @@ def run(quick: bool = True) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="decant-scaling-"))
     try:
-        inputs = build_corpus(tmp / "in", shards=shards, docs_per_shard=per_shard)
+        inputs = jsonl_corpus(tmp / "in", shards=shards, docs_per_shard=per_shard)
         job = scaling_job()
         rows = []
         results: dict[tuple[str, int], dict] = {}

@@ -192,6 +192,8 @@ def write_parquet_atomic(table: pa.Table, path: str) -> None:
 
 def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
     fs, p = fs_and_path(path)
+    if is_object_store(fs):  # one GET (work files are read whole), not pyarrow's HEADs and ranged GETs
+        return pq.read_table(pa.py_buffer(fs.cat_file(p)), columns=columns)
     return pq.read_table(p, columns=columns, filesystem=fs)
 
 
@@ -204,14 +206,19 @@ def iter_parquet_batches(path: str, batch_size: int):
 
 def listdir_files(path: str, suffix: str = "") -> list[str]:
     fs, p = fs_and_path(path)
-    if not fs.exists(p):
+    if not is_object_store(fs) and not fs.exists(p):  # a listing of a missing prefix is empty
         return []
     return sorted(unstrip(fs, f) for f in fs.find(p) if f.endswith(suffix) and "/.tmp-" not in f)
 
 
 def remove(path: str) -> None:
     fs, p = fs_and_path(path)
-    if fs.exists(p):
+    if is_object_store(fs):
+        try:
+            fs.rm(p, recursive=True)
+        except FileNotFoundError:
+            pass
+    elif fs.exists(p):
         fs.rm(p, recursive=True)
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from engine.errors import JobError
 
@@ -20,17 +20,20 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _as_list(v):
+    return [v] if isinstance(v, str) else v
+
+
+#: A list of paths that a job file may also give as one string.
+PathList = Annotated[list[str], BeforeValidator(_as_list)]
+
+
 class InputSpec(StrictModel):
-    paths: list[str] = Field(default_factory=list)
+    paths: PathList = Field(default_factory=list)
     #: A registered reader's name, or "auto" (sniffed from each file's content).
     format: str = "auto"
     #: Parameters passed to the reader (e.g. max_bytes, text_field).
     options: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("paths", mode="before")
-    @classmethod
-    def _one_path(cls, v):
-        return [v] if isinstance(v, str) else v
 
 
 class OutputSpec(StrictModel):
@@ -60,12 +63,7 @@ class ExecutorSpec(StrictModel):
 class DedupSpec(StrictModel):
     #: Earlier decant outputs whose index (OUT/index/) this job's global dedup steps compare
     #: against: what an earlier output kept always wins, and nothing in it is rewritten.
-    against: list[str] = Field(default_factory=list)
-
-    @field_validator("against", mode="before")
-    @classmethod
-    def _one_path(cls, v):
-        return [v] if isinstance(v, str) else v
+    against: PathList = Field(default_factory=list)
 
 
 class JobSpec(StrictModel):

@@ -41,12 +41,15 @@ class Result:
     """What `process` returns: the batch with new columns, and which rows go on.
 
     `keep` is a bool mask (None keeps all). `reasons` holds, for each dropped row, why
-    (an object array aligned with the batch; entries for kept rows are ignored).
+    (an object array aligned with the batch; entries for kept rows are ignored). `details`:
+    more columns (name -> values aligned with the batch) written as strings beside the reason of
+    each dropped row, e.g. the document a duplicate matched (`kept_id`, `kept_in`).
     """
 
     batch: pa.RecordBatch
     keep: np.ndarray | None = None
     reasons: np.ndarray | Sequence[str | None] | None = None
+    details: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.keep is not None:
@@ -140,3 +143,8 @@ class GlobalOperator(Operator):
     def apply(self, batch: pa.RecordBatch, table: pa.Table | None) -> Result:
         """Uses this shard's reduce output (None when reduce wrote nothing for it)."""
         raise NotImplementedError
+
+    def check_against(self, output: str) -> None:
+        """Before anything runs, for each earlier output the job dedups against (`dedup.against`):
+        raise ValueError saying why this step cannot compare with it (e.g. no index of this step
+        there, or one built with other parameters). The default accepts every output."""

@@ -137,7 +137,9 @@ class RejectWriter(FolderWriter):
         super().__init__(staging, shard, fmt, max_bytes)
         self.with_text = with_text
 
-    def write(self, operator: str, batch: pa.RecordBatch, reasons: Iterable[str]) -> None:
+    def write(self, operator: str, batch: pa.RecordBatch, reasons: Iterable[str],
+              details: dict[str, pa.Array] | None = None) -> None:
+        """`details`: the operator's further columns for these rows (`Result.details`), as strings."""
         n = batch.num_rows
         if n == 0:
             return
@@ -145,6 +147,10 @@ class RejectWriter(FolderWriter):
                 for c in (ID, URL, SOURCE)]
         cols += [pa.array([operator] * n, pa.string()), pa.array([str(r) for r in reasons], pa.string())]
         schema = REJECT_SCHEMA
+        for name, values in (details or {}).items():
+            cols.append(values.combine_chunks().cast(pa.string()) if isinstance(values, pa.ChunkedArray)
+                        else values.cast(pa.string()))
+            schema = schema.append(pa.field(name, pa.string()))
         if self.with_text:
             cols.append(batch.column(TEXT).cast(pa.string()))
             schema = schema.append(pa.field(TEXT, pa.string()))

@@ -21,7 +21,8 @@ READER = "reader"
 
 
 class RejectSink(Protocol):
-    def write(self, operator: str, batch: pa.RecordBatch, reasons: np.ndarray) -> None: ...
+    def write(self, operator: str, batch: pa.RecordBatch, reasons: np.ndarray,
+              details: dict[str, pa.Array] | None = None) -> None: ...
 
 
 class Timer:
@@ -55,7 +56,13 @@ def route(name: str, res: Result, docs_in: int, rejects: RejectSink, stats: Unit
     keep = res.keep
     reasons = np.asarray(res.reasons, dtype=object)[~keep]
     reasons = np.array(["dropped" if r is None or r == "" else str(r) for r in reasons], dtype=object)
-    rejects.write(name, filter_rows(batch, ~keep), reasons)
+    details = None
+    if res.details:
+        drop = pa.array(~keep)
+        details = {k: pa.array(v, pa.string()) if not isinstance(v, (pa.Array, pa.ChunkedArray)) else v
+                   for k, v in res.details.items()}
+        details = {k: v.filter(drop) for k, v in details.items()}
+    rejects.write(name, filter_rows(batch, ~keep), reasons, details)
     uniq, counts = np.unique(reasons.astype(str), return_counts=True)
     s.docs_out += int(keep.sum())
     for r, c in zip(uniq.tolist(), counts.tolist()):

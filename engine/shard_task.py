@@ -137,7 +137,7 @@ def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> Unit
         else:
             docs.write(batch)
             stats.written += batch.num_rows
-    _commit(plan, stage_index, shard, staging, rejects, docs, mappers, carry)
+    stats.objects_written = _commit(plan, stage_index, shard, staging, rejects, docs, mappers, carry)
     stats.wall_seconds = time.perf_counter() - t_start
     stats.worker = worker_memory()
     manifest.mark(unit, stats.to_dict())
@@ -154,15 +154,20 @@ def _apply_table(gdir, shard: int) -> pa.Table | None:
 
 
 def _commit(plan: JobPlan, stage_index: int, shard: int, staging: str, rejects: RejectWriter,
-            docs: DocumentWriter | None, mappers: dict[str, MapWriter], carry: FolderWriter | None) -> None:
-    """Everything renamed into place; the manifest record comes after."""
+            docs: DocumentWriter | None, mappers: dict[str, MapWriter], carry: FolderWriter | None) -> int:
+    """Everything renamed into place; the manifest record comes after. Returns how many files."""
     layout = plan.work
+    n = 0
     if carry is not None:
         for f in carry.close():
             eio.rename(f, f"{layout.stage_output(stage_index, shard)}/{f.rsplit('/', 1)[-1]}")
+            n += 1
     for name, mapper in mappers.items():
         for p, f in mapper.close().items():
             eio.rename(f, layout.global_dir(stage_index, name).map_file(p, shard))
+            n += 1
     for f in rejects.close() + (docs.close() if docs else []):
         eio.rename(f, f"{plan.out}/{f[len(staging) + 1:]}")
+        n += 1
     eio.remove(staging)
+    return n

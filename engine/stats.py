@@ -85,6 +85,8 @@ class UnitStats:
     reader: ReaderStats = field(default_factory=ReaderStats)
     #: Documents written to documents/ by this unit.
     written: int = 0
+    #: Files the unit committed (documents, rejects, stage output, map partitions; not its record).
+    objects_written: int = 0
     wall_seconds: float = 0.0
     #: The process that ran it: pid, host, role, max_rss_mb, cpu_seconds (engine.metrics).
     worker: dict[str, Any] = field(default_factory=dict)
@@ -98,7 +100,8 @@ class UnitStats:
 
     def to_dict(self) -> dict[str, Any]:
         d = {"unit": self.unit, "operators": {n: dataclasses.asdict(s) for n, s in self.operators.items()},
-             "reader": self.reader.to_dict(), "written": self.written, "wall_seconds": round(self.wall_seconds, 4),
+             "reader": self.reader.to_dict(), "written": self.written,
+             "objects_written": self.objects_written, "wall_seconds": round(self.wall_seconds, 4),
              "worker": self.worker, "global": self.global_}
         if self.shard is not None:
             d["shard"] = self.shard
@@ -110,6 +113,7 @@ class UnitStats:
         ops = {n: OperatorStats(**{k: v for k, v in s.items() if k in names}) for n, s in d.get("operators", {}).items()}
         return cls(unit=d.get("unit", ""), shard=d.get("shard"), operators=ops,
                    reader=ReaderStats.from_dict(d.get("reader", {})), written=int(d.get("written", 0)),
+                   objects_written=int(d.get("objects_written", 0)),
                    wall_seconds=float(d.get("wall_seconds", 0.0)), worker=dict(d.get("worker") or {}),
                    global_=dict(d.get("global", {})))
 

@@ -10,7 +10,7 @@ import pytest
 
 from engine.registry import discover
 from jobs.paths import PACKAGES
-from support import REPO, SHARED_DATA, boot_cluster, lingua_lines, shared_cluster
+from support import REPO, SHARED_DATA, LocalS3, boot_cluster, lingua_lines, shared_cluster
 
 discover(PACKAGES)  # tests look operators up by name (engine.registry.get_operator)
 
@@ -59,3 +59,12 @@ def ray_cluster_booting(request) -> None:
 def ray_cluster(request):
     """The session's 2-node Ray cluster on 127.0.0.1, once it has started."""
     return shared_cluster(request)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API server on 127.0.0.1 for the session (moto's standalone server) with one bucket,
+    and the AWS environment pointing at it while it runs (support.LocalS3)."""
+    server = LocalS3().start()
+    yield server
+    server.stop()

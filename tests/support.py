@@ -5,10 +5,14 @@ from __future__ import annotations
 import collections
 import gzip
 import json
+import logging
 import os
+import re
 import socket
 import subprocess
 import tempfile
+import threading
+import urllib.parse
 from pathlib import Path
 
 from engine import io as eio
@@ -298,3 +302,98 @@ def boot_cluster(request) -> None:
     _SHARED["thread"] = t
     atexit.register(c.stop)
     request.session.addfinalizer(c.stop)
+
+
+# ------------------------------------------------------------------------------------ a local S3 server
+
+class LocalS3:
+    """A real S3 API server (moto's standalone server, the S3 protocol over HTTP) on 127.0.0.1, and
+    the environment that points botocore/s3fs at it. The environment goes into os.environ, so the
+    local pool workers a job spawns reach the same server, and `env` is what a driver run as a
+    subprocess needs. Every request is logged as (method, key) for tests that count writes."""
+
+    BUCKET = "decant-test"
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._saved: dict[str, str | None] = {}
+        self.server = None
+        self.endpoint = ""
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ENDPOINT_URL": self.endpoint, "AWS_ENDPOINT_URL_S3": self.endpoint,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_CONFIG_FILE": os.devnull,
+                "NO_PROXY": ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1"]))}
+
+    def start(self) -> LocalS3:
+        from moto.server import ThreadedMotoServer
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        log = logging.getLogger("werkzeug")  # the server's request lines: counted, not printed
+        log.addHandler(_RequestCounter(self))
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        for k, v in {**self.env, "AWS_PROFILE": None, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": None}.items():
+            self._saved[k] = os.environ.get(k)
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        self.fs().mkdir(self.BUCKET)
+        return self
+
+    def fs(self):
+        """An s3fs client of its own (no listing cache shared with the engine's)."""
+        import s3fs
+        return s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.BUCKET}/{key.lstrip('/')}"
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every object under s3://BUCKET/prefix, as keys relative to it."""
+        root = f"{self.BUCKET}/{prefix.strip('/')}/"
+        return sorted(k[len(root):] for k in self.fs().find(root))
+
+    def log_request(self, method: str, key: str) -> None:
+        with self._lock:
+            self.requests.append((method, key))
+
+    def take_requests(self) -> list[tuple[str, str]]:
+        """The requests since the last call (method, key without the bucket; `?` and after dropped)."""
+        with self._lock:
+            out, self.requests = self.requests, []
+        return out
+
+    def stop(self) -> None:
+        log = logging.getLogger("werkzeug")
+        for h in [h for h in log.handlers if isinstance(h, _RequestCounter) and h.s3 is self]:
+            log.removeHandler(h)
+        for k, v in self._saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if self.server is not None:
+            self.server.stop()
+
+
+class _RequestCounter(logging.Handler):
+    """The server's request lines ('"PUT /bucket/key?x HTTP/1.1" 200 -', maybe coloured) as (method, key)."""
+
+    LINE = re.compile(r'"([A-Z]+) /([^/?\s]+)/?([^?\s]*)\S* HTTP')
+    ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+    def __init__(self, s3: LocalS3) -> None:
+        super().__init__(logging.INFO)
+        self.s3 = s3
+
+    def emit(self, record: logging.LogRecord) -> None:
+        m = self.LINE.search(self.ANSI.sub("", record.getMessage()))
+        if m and m.group(2) == self.s3.BUCKET:
+            self.s3.log_request(m.group(1), urllib.parse.unquote(m.group(3)))

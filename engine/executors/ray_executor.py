@@ -41,60 +41,19 @@ Fault tolerance
 from __future__ import annotations
 
 import contextlib
-import os
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.exceptions import RayError, RayTaskError
 
 from engine.executors.ray_cluster import absolute_plan, connect
+from engine.executors.ray_tasks import WORKER_LOST, RemoteShardWorker, run_tasks
 from engine.graph import Graph
 from engine.plan import JobPlan
 from engine.stages import pending_shards, run_stages
 from engine.stats import UnitStats
-from engine.worker import Worker
-
-try:  # the dead-actor error class moved between Ray versions
-    from ray.exceptions import ActorDiedError as _ActorDied  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - older Ray
-    _ActorDied = RayActorError
-try:
-    from ray.exceptions import ActorUnavailableError as _ActorUnavailable  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - older Ray
-    _ActorUnavailable = RayActorError
-
-#: Failures of the worker, not of the code: the shard is redone on a fresh actor.
-WORKER_LOST = (RayActorError, _ActorDied, _ActorUnavailable)
-
-
-class ShardWorker:
-    """One worker: runs shards of any stage of the job in its process (operators set up once)."""
-
-    def __init__(self, plan: JobPlan) -> None:
-        self.worker = Worker(plan)
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def node_id(self) -> str:
-        return ray.get_runtime_context().get_node_id()
-
-    def run(self, stage: int, shard: int) -> UnitStats:
-        return self.worker.run_shard(stage, shard)
-
-
-_RemoteShardWorker = ray.remote(ShardWorker)
-
-
-
-def _call(fn: Callable, item: Any) -> Any:
-    return fn(item)
-
-
-_remote_call = ray.remote(_call)
-
 
 class RayExecutor:
     name = "ray"
@@ -148,7 +107,7 @@ class RayExecutor:
         opts: dict[str, Any] = {"num_cpus": self._cpus, "max_restarts": 0, "max_task_retries": 0}
         if self._memory_mb:
             opts["memory"] = int(self._memory_mb) * 2**20
-        actor = _RemoteShardWorker.options(**opts).remote(self._plan_ref)
+        actor = RemoteShardWorker.options(**opts).remote(self._plan_ref)
         try:
             pid = ray.get(actor.pid.remote(), timeout=self.actor_start_timeout)
         except ray.exceptions.GetTimeoutError:
@@ -180,26 +139,9 @@ class RayExecutor:
     # --------------------------------------------------------------- scheduling
     def parallel(self, fn: Callable, items: list) -> list:
         """fn over items as Ray tasks (a bounded window at once); results in the order of items."""
-        items = list(items)
-        if not items:
-            return []
-        if not ray.is_initialized():
+        if items and not ray.is_initialized():
             self.connect()
-        window = max(2, 2 * int(float(ray.cluster_resources().get("CPU", 1.0)) or 1))
-        remote = _remote_call.options(num_cpus=self._cpus, max_retries=self.max_retries, retry_exceptions=False)
-        fn_ref = ray.put(fn)
-        results: list[Any] = [None] * len(items)
-        pending: dict[Any, int] = {}
-        nxt = 0
-        while nxt < len(items) or pending:
-            while nxt < len(items) and len(pending) < window:
-                pending[remote.remote(fn_ref, items[nxt])] = nxt
-                nxt += 1
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                i = pending.pop(ref)
-                results[i] = ray.get(ref)
-        return results
+        return run_tasks(fn, list(items), self._cpus, self.max_retries)
 
     def run_stage(self, plan: JobPlan, stage: int, on_done: Callable[[UnitStats], None]) -> None:
         todo: deque[int] = deque(pending_shards(plan, stage))

@@ -82,6 +82,9 @@ def reference(tmp_path_factory, corpus, job) -> Path:
     stats = run_job(job, inputs=corpus, out=str(out), executor="local", workers=2)
     assert stats["total"]["accounting_ok"]
     assert stats["total"]["documents_read"] == SHARDS * DOCS
+    # the comparison below means something only if the job both keeps and drops documents
+    assert 0 < stats["total"]["documents_kept"] < SHARDS * DOCS
+    assert stats["total"]["dropped_by_operator"].get("line_dedup", 0) > 0
     return out
 
 

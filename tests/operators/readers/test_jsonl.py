@@ -9,7 +9,8 @@ import pyarrow as pa
 
 from engine.documents import DROP_REASON
 from operators.readers import JsonlReader, detect_format
-from support import read_shard
+from operators.readers.base import stable_id
+from support import documents, read_shard
 
 
 def test_ccnet_reference_jsonl(shared_data):
@@ -43,8 +44,10 @@ def test_jsonl_raw_ccnet_fields_bad_line_and_type_drift(tmp_path, monkeypatch):
     p.write_bytes(gzip.compress(("\n".join(text) + "\n").encode()))
     assert detect_format(str(p)) == "jsonl"
     reader, rows, batches = read_shard(p, batch_size=2)
-    assert reader.stats["skipped"] == {"bad_json": 2}
+    assert [(r["source"], r[DROP_REASON]) for r in rows if r[DROP_REASON]] == \
+        [("ccnet.jsonl.gz:3", "invalid_json"), ("ccnet.jsonl.gz:4", "not_an_object")]
     assert reader.errors == []
+    rows = documents(rows)
     assert [r["text"] for r in rows] == ["first doc", "second doc", "third", "fourth"]
     assert rows[0]["id"] == "sha1:AAA" and rows[1]["id"] == "sha1:BBB"
     assert re.fullmatch(r"[0-9a-f]{40}", rows[2]["id"])
@@ -109,3 +112,36 @@ def test_jsonl_columns_do_not_depend_on_batch_size(tmp_path):
     assert all(o == outs[0] for o in outs)
     rows = outs[0][0]
     assert [r["score"] for r in rows[:3]] == [1.0, 2.5, 3.0] and rows[2]["extra"] is True
+
+
+def test_every_bad_line_is_a_reject_row_with_its_line_number(shared_data, tmp_path):
+    """Lines that are not documents used to vanish into a side counter; each is now a row the
+    engine rejects as the reader's, named by shard and line number, so it counts as read."""
+    good = [json.loads(line) for line in gzip.open(shared_data / "ccnet-reference/cc_en_head-0091.jsonl.gz")
+            if len(line) < 20_000][:4]
+    lines = [json.dumps(good[0]).encode(), b"[1]", b"null", b"42", b'"x"',
+             json.dumps(good[1]).encode(),
+             b'{"id": "latin1", "text": "caf\xe9"}',  # not UTF-8
+             b'{"id": "cut", "text": "no end',  # not JSON
+             b"", b"   ",  # blank lines are no records
+             json.dumps(good[2]).encode(),
+             b'{"id": "big", "text": "' + b"x" * 30_000 + b'"}',
+             json.dumps(good[3]).encode()]
+    p = tmp_path / "mixed.jsonl"
+    p.write_bytes(b"\n".join(lines) + b"\n")
+    reader, rows, batches = read_shard(p, batch_size=3, max_bytes=20_000)
+    assert reader.errors == []
+    assert all(b.schema == batches[0].schema for b in batches)
+    rejected = [(r["source"], r[DROP_REASON]) for r in rows if r[DROP_REASON]]
+    assert rejected == [("mixed.jsonl:2", "not_an_object"), ("mixed.jsonl:3", "not_an_object"),
+                        ("mixed.jsonl:4", "not_an_object"), ("mixed.jsonl:5", "not_an_object"),
+                        ("mixed.jsonl:7", "invalid_utf8"), ("mixed.jsonl:8", "invalid_json"),
+                        ("mixed.jsonl:12", "too_large")]
+    for r in rows:
+        if r[DROP_REASON]:
+            assert r["id"] == stable_id("mixed.jsonl", int(r["source"].rsplit(":", 1)[1]))
+            assert r["text"] is None
+    docs = documents(rows)
+    assert [(d["id"], d["text"], d["source"]) for d in docs] == \
+        [(g["id"], g["text"], f"mixed.jsonl:{n}") for g, n in zip(good, (1, 6, 11, 13))]
+    assert reader.stats["records"] == {"json": 11}  # every non-blank line is a record

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 
 from engine.documents import DROP_REASON
 from operators.readers import ParquetReader
+from operators.readers.base import stable_id
 from support import read_shard
 
 
@@ -57,3 +58,32 @@ def test_corrupt_parquet_reports_error(tmp_path):
     p.write_bytes(b"PAR1" + b"\x00" * 100)
     reader, rows, _ = read_shard(p)
     assert rows == [] and len(reader.errors) == 1
+
+
+def test_corrupt_row_group_costs_only_its_rows(shared_data, tmp_path):
+    """Bytes flipped inside one row group's compressed text column: that group's rows (the footer
+    says how many) are reject rows named by row number, and the row groups after it are read."""
+    _, rows, _ = read_shard(shared_data / "ccnet-reference/cc_en_head-0091.jsonl.gz")
+    _, more, _ = read_shard(shared_data / "ccnet-reference/cc_en_head-0174.jsonl.gz")
+    table = pa.Table.from_pylist([{"id": r["id"], "text": r["text"], "url": r["url"]} for r in rows + more])
+    good = tmp_path / "good" / "docs.parquet"
+    good.parent.mkdir()
+    pq.write_table(table, good, row_group_size=5, compression="zstd")
+    chunk = pq.ParquetFile(good).metadata.row_group(1).column(1)  # rows 6..10, column "text"
+    assert chunk.path_in_schema == "text"
+    start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
+    data = bytearray(good.read_bytes())
+    for i in range(start + 60, start + 260):
+        data[i] ^= 0x5A
+    bad = tmp_path / "docs.parquet"
+    bad.write_bytes(bytes(data))
+    reader, got, batches = read_shard(bad, batch_size=3)
+    _, want, _ = read_shard(good, batch_size=3)
+    assert reader.errors == [] and len(got) == 20
+    assert all(b.schema == batches[0].schema for b in batches)
+    lost = [r for r in got if r[DROP_REASON]]
+    assert [(r["source"], r[DROP_REASON]) for r in lost] == [(f"docs.parquet:{n}", "corrupt_row_group")
+                                                             for n in range(6, 11)]
+    assert all(r["id"] == stable_id("docs.parquet", n) for r, n in zip(lost, range(6, 11)))
+    assert [(r["id"], r["text"], r["source"]) for r in got if not r[DROP_REASON]] == \
+        [(r["id"], r["text"], r["source"]) for i, r in enumerate(want) if not 5 <= i < 10]

@@ -6,11 +6,17 @@ import re
 import zlib
 
 import brotli
+import fsspec
 import pytest
 
 from engine.documents import BASE_COLUMNS, DROP_REASON
 from operators.readers import WarcReader
-from support import documents, drop_reasons, read_shard
+from operators.readers.base import stable_id
+from operators.readers.stream import ByteStream
+from jobs.runjob import run_job
+from operators.readers.warc import iter_records
+from operators.writers import read_documents, read_rejects
+from support import documents, drop_reasons, drop_sevens_job, read_shard
 
 
 def test_cc_main_2020_sample(shared_data):
@@ -204,7 +210,7 @@ def test_garbage_file_reports_error(tmp_path):
     assert rows == [] and reader.errors == []
 
 
-def test_missing_content_length_and_bogus_charset(tmp_path):
+def test_bad_content_length_and_bogus_charset(tmp_path):
     html = '<html><head><meta charset="x-bogus-9"></head><body>Grüße aus Köln</body></html>'.encode("cp1252")
     http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=no-such-charset\r\n\r\n" + html
     rec = (b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: <http://example.org/a b>\r\n"
@@ -215,15 +221,20 @@ def test_missing_content_length_and_bogus_charset(tmp_path):
     untyped = b"WARC/1.0\r\nWARC-Target-URI: http://e.org/\r\nContent-Length: 5\r\n\r\nhello\r\n\r\n"
     p.write_bytes(rec + untyped + broken + rec)
     reader, rows, _ = read_shard(p)
-    assert reader.stats["records"] == {"response": 1, "untyped": 1}  # parsing stops at the bad length
+    # the bad length costs only its record: parsing resumes at the next `WARC/1.0` line
+    assert reader.stats["records"] == {"response": 2, "untyped": 1, "damaged": 1}
     assert reader.stats["skipped"] == {"untyped": 1}
-    assert len(rows) == 1
+    assert reader.errors == []
+    assert [r[DROP_REASON] for r in rows] == [None, "bad_content_length", None]
+    at = len(rec + untyped)
+    assert rows[1]["source"] == f"x.warc:{at}" and rows[1]["id"] == stable_id("x.warc", at)
+    assert rows[1]["html"] is None and rows[1]["text"] is None
     r = rows[0]
     assert r["url"] == "http://example.org/a%20b"
     assert "Grüße aus Köln" in r["html"]
     assert re.fullmatch(r"[0-9a-f]{40}", r["id"])  # no WARC-Record-ID: sha1 of shard and offset
     assert r["source"] == "x.warc:0"
-    assert len(reader.errors) == 1 and "Content-Length" in reader.errors[0]
+    assert rows[2]["html"] == r["html"] and rows[2]["source"] == f"x.warc:{at + len(broken)}"
 
 
 def test_content_encoding_gzip_and_binary_sniffing(tmp_path):
@@ -258,3 +269,186 @@ def test_batches_also_bounded_by_bytes(shared_data):
     reader = WarcReader(max_batch_bytes=50_000)
     sizes = [b.num_rows for b in reader.read(str(shared_data / "warc/cc-main-2020-34-sample.warc.gz"), 1000)]
     assert sum(sizes) == 16 and len(sizes) > 3
+
+
+# ------------------------------------------------------------------ damaged framing: resynchronise
+
+SAMPLE = "warc/cc-main-2020-34-sample.warc.gz"
+#: How a real file can be laid out: one gzip member per record (the usual), uncompressed, one member.
+LAYOUTS = ("per_record_gzip", "plain", "one_gzip_member")
+
+
+def sample_records(shared_data, rel: str = SAMPLE) -> list[bytes]:
+    """The decoded records of a real file written one record per gzip member."""
+    data, out, pos = (shared_data / rel).read_bytes(), [], 0
+    while pos < len(data):
+        d = zlib.decompressobj(31)
+        out.append(d.decompress(data[pos:]))
+        pos = len(data) - len(d.unused_data)
+    return out
+
+
+def write_layout(path, records: list[bytes], layout: str) -> list[str]:
+    """Write the records in a layout; returns each record's offset as the reader names it."""
+    if layout == "per_record_gzip":
+        members = [gzip.compress(r, mtime=0) for r in records]
+        path.write_bytes(b"".join(members))
+        return [str(sum(len(m) for m in members[:i])) for i in range(len(records))]
+    starts = [sum(len(r) for r in records[:i]) for i in range(len(records))]
+    if layout == "plain":
+        path.write_bytes(b"".join(records))
+        return [str(o) for o in starts]
+    path.write_bytes(gzip.compress(b"".join(records), mtime=0))
+    return [f"0+{o}" if o else "0" for o in starts]
+
+
+def content_length(rec: bytes) -> int:
+    return int(re.search(rb"\r\nContent-Length: (\d+)\r\n", rec).group(1))
+
+
+def with_length(rec: bytes, value: bytes) -> bytes:
+    return re.sub(rb"\r\nContent-Length: \d+\r\n", b"\r\nContent-Length: " + value + b"\r\n", rec, count=1)
+
+
+def comparable(rows: list[dict]) -> list[tuple]:
+    return [(r["id"], r["url"], r["html"], r["text"], r[DROP_REASON]) for r in rows]
+
+
+def response_index(records: list[bytes], n: int) -> int:
+    """The index of the n-th response record (a document, with records before and after it)."""
+    return [i for i, r in enumerate(records) if b"\r\nWARC-Type: response\r\n" in r[:600]][n]
+
+
+LENGTH_DAMAGE = {
+    "not_numeric": lambda n, nxt: b"12a4",
+    "negative": lambda n, nxt: b"-%d" % n,
+    "too_short": lambda n, nxt: b"%d" % (n - 150),
+    "too_long": lambda n, nxt: b"%d" % (n + len(nxt) // 2),  # ends inside the next record
+    "past_the_end": lambda n, nxt: b"%d" % 10**12,
+}
+
+
+@pytest.mark.parametrize("max_bytes", [10_000_000, 2_000], ids=["looked_ahead", "streamed"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("damage", sorted(LENGTH_DAMAGE))
+def test_bad_content_length_costs_only_its_record(shared_data, tmp_path, damage, layout, max_bytes):
+    """A wrong Content-Length used to end the shard; now the damaged record is a reject row named by
+    its offset and every record after it reads as in the intact file (blocks above max_bytes are
+    skipped as a stream, not looked at, so both paths are tried)."""
+    records = sample_records(shared_data)
+    k = response_index(records, 5)
+    name = "sample" + (".warc" if layout == "plain" else ".warc.gz")
+    intact = tmp_path / "intact" / name
+    intact.parent.mkdir()
+    write_layout(intact, records, layout)
+    _, want, _ = read_shard(intact, max_bytes=max_bytes)
+    damaged = list(records)
+    damaged[k] = with_length(records[k], LENGTH_DAMAGE[damage](content_length(records[k]), records[k + 1]))
+    path = tmp_path / name
+    offsets = write_layout(path, damaged, layout)
+    reader, rows, _ = read_shard(path, max_bytes=max_bytes)
+    assert reader.errors == []
+    bad_id = re.search(rb"WARC-Record-ID: <urn:uuid:([^>]+)>", records[k]).group(1).decode()
+    (bad,) = [r for r in rows if r[DROP_REASON] == "bad_content_length"]
+    assert (bad["id"], bad["source"]) == (bad_id, f"{name}:{offsets[k]}")
+    assert bad["html"] is None and bad["url"].startswith("http")
+    assert comparable([r for r in rows if r is not bad]) == comparable([r for r in want if r["id"] != bad_id])
+    assert reader.stats["records"]["damaged"] == 1
+    assert len(want) == 16 and len(rows) == 16
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_unparseable_headers_cost_only_their_records(shared_data, tmp_path, layout):
+    """A header line that is no `Name: value` field, a damaged `WARC/1.0` line, and a length too
+    long right before a damaged version line: each damaged record is one `bad_record_header` or
+    `bad_content_length` row with its offset, and every other record reads as in the intact file."""
+    records = sample_records(shared_data)
+    name = "sample" + (".warc" if layout == "plain" else ".warc.gz")
+    intact = tmp_path / "intact" / name
+    intact.parent.mkdir()
+    write_layout(intact, records, layout)
+    _, want, _ = read_shard(intact)
+    a, b, c = response_index(records, 2), response_index(records, 6), response_index(records, 10)
+    damaged = list(records)
+    damaged[a] = records[a].replace(b"\r\nWARC-Type: response\r\n", b"\r\nWARC-Type: response\r\nno field here\r\n", 1)
+    damaged[b] = b"WARX" + records[b][4:]
+    damaged[c] = with_length(records[c], b"%d" % (content_length(records[c]) + 300))
+    damaged[c + 1] = b"W\x00RC" + records[c + 1][4:]
+    path = tmp_path / name
+    offsets = write_layout(path, damaged, layout)
+    reader, rows, _ = read_shard(path)
+    assert reader.errors == []
+    hurt = [(r["source"], r[DROP_REASON]) for r in rows if r[DROP_REASON] in ("bad_record_header", "bad_content_length")]
+    assert hurt == [(f"{name}:{offsets[a]}", "bad_record_header"), (f"{name}:{offsets[b]}", "bad_record_header"),
+                    (f"{name}:{offsets[c]}", "bad_content_length"), (f"{name}:{offsets[c + 1]}", "bad_record_header")]
+    for r in rows:
+        if r[DROP_REASON] == "bad_record_header":  # its header is not trusted: the id comes from the offset
+            assert r["id"] == stable_id(name, r["source"].rsplit(":", 1)[1])
+    lost = {re.search(rb"WARC-Record-ID: <urn:uuid:([^>]+)>", records[i]).group(1).decode() for i in (a, b, c)}
+    assert comparable([r for r in rows if (r["source"], r[DROP_REASON]) not in hurt]) == \
+        comparable([r for r in want if r["id"] not in lost])
+
+
+def test_resync_keeps_memory_bounded_and_seeks_back(shared_data):
+    """An 11 MB uncompressed WARC whose early record declares 1 GB: the parser skips as a stream,
+    finds the file ends first, goes back to the header's end and scans on; a later too-short length
+    is rescanned in the buffer. Neither holds more than a few MB, and every other record is read."""
+    records = sample_records(shared_data) * 20
+    k1, k2 = response_index(records, 3), response_index(records, 200)
+    records[k1] = with_length(records[k1], b"1000000000")
+    records[k2] = with_length(records[k2], b"%d" % (content_length(records[k2]) - 500))
+    fs = fsspec.filesystem("memory")
+    with fs.open("/big.warc", "wb") as f:
+        f.write(b"".join(records))
+    try:
+        with fs.open("/big.warc", "rb") as f:
+            s = ByteStream(f)
+            peak, seen, hurt = 0, 0, []
+            for rec in iter_records(s, lambda h: True, 1_000_000):
+                seen += 1
+                peak = max(peak, len(s.buf))
+                if rec.damage:
+                    hurt.append((rec.offset, rec.damage))
+        assert seen == len(records)
+        starts = [sum(len(r) for r in records[:i]) for i in range(len(records))]
+        assert hurt == [(str(starts[k1]), "bad_content_length"), (str(starts[k2]), "bad_content_length")]
+        assert peak < 4 << 20
+    finally:
+        fs.rm("/big.warc")
+
+
+def test_bad_arc_header_is_a_reject_row(shared_data):
+    reader, rows, _ = read_shard(shared_data / "warc/edge/warcio-bad.arc")
+    assert [(r["source"], r[DROP_REASON]) for r in rows] == [("warcio-bad.arc:0", "bad_record_header")]
+    assert len(reader.errors) == 1 and "bad ARC record header at offset 0" in reader.errors[0]
+
+
+def test_damaged_records_are_accounted_for_in_a_run(shared_data, tmp_path):
+    """Through a job: each damaged record counts in documents_read and lands in
+    rejects/operator=reader with its reason and offset; the intact ones are kept as when the file
+    is whole, and the counts add up."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    expected_rejects, expected_kept, n_rows = [], [], 0
+    for source, layout in ((SAMPLE, "per_record_gzip"), ("warc/web-2024-sample-0000.warc.gz", "plain")):
+        records = sample_records(shared_data, source)
+        a, b = response_index(records, 1), response_index(records, 9)
+        damaged = list(records)
+        damaged[a] = with_length(records[a], b"%d" % (content_length(records[a]) + 4000))
+        damaged[b] = b"WARC/1.0\r\n\x00\x01\x02 not a header\r\n" + records[b][10:]
+        name = f"{layout}.warc" + (".gz" if layout != "plain" else "")
+        offsets = write_layout(inputs / name, damaged, layout)
+        expected_rejects += [(f"{name}:{offsets[a]}", "bad_content_length"), (f"{name}:{offsets[b]}", "bad_record_header")]
+        intact = read_shard(shared_data / source)[1]
+        n_rows += len(intact)
+        expected_kept += [r["id"] for i, r in enumerate(documents(intact)) if i not in (1, 9)]
+    out = tmp_path / "out"
+    stats = run_job(drop_sevens_job(), inputs=[str(inputs)], out=str(out))
+    t = stats["total"]
+    assert t["accounting_ok"] and t["shard_errors"] == 0
+    assert t["documents_read"] == n_rows == t["documents_kept"] + t["documents_dropped"]
+    assert stats["operators"]["reader"]["dropped"] == {"bad_content_length": 2, "bad_record_header": 2}
+    rej = read_rejects(str(out)).to_pylist()
+    assert sorted((r["source"], r["reason"]) for r in rej if r["operator"] == "reader") == sorted(expected_rejects)
+    kept = read_documents(str(out)).column("id").to_pylist()
+    assert sorted(kept) == sorted(i for i in expected_kept if not i.endswith("7"))

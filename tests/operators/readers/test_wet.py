@@ -42,3 +42,22 @@ def test_wat_is_metadata_only(shared_data):
         reader, rows, _ = read_shard(path, fmt)
         assert rows == [] and reader.errors == []
         assert reader.stats["records"] == {"warcinfo": 1, "metadata": 1}
+
+
+def test_wet_record_with_unparseable_header(shared_data, tmp_path):
+    """A header line that is no `Name: value` field in the second conversion record: that record is
+    a `bad_record_header` row at its offset, the records around it read as in the intact file."""
+    data = (shared_data / "wet/ccnet-sample.wet.txt").read_bytes()
+    starts = [m.start() for m in re.finditer(rb"(?m)^WARC/1\.0\r?$", data)]
+    second = starts[2]  # warcinfo, then the conversion records
+    line_end = data.index(b"\n", second) + 1
+    junk = b"garbage without a colon\r\n"
+    p = tmp_path / "damaged.wet.txt"
+    p.write_bytes(data[:line_end] + junk + data[line_end:])
+    reader, rows, _ = read_shard(p)
+    _, want, _ = read_shard(shared_data / "wet/ccnet-sample.wet.txt")
+    assert reader.errors == []
+    assert [(r["source"], r["_drop_reason"]) for r in rows] == [
+        (f"damaged.wet.txt:{starts[1]}", None), (f"damaged.wet.txt:{second}", "bad_record_header"),
+        (f"damaged.wet.txt:{starts[3] + len(junk)}", None)]
+    assert [rows[0]["text"], rows[2]["text"]] == [want[0]["text"], want[2]["text"]]
