@@ -1,5 +1,5 @@
 """End to end: jobs/default.yaml (whatever pipeline it holds) over a WARC and a WET corpus built from
-real pages (benchmarks/corpus.py), with the local executor on every core of this machine.
+real pages (benchmarks/corpora/), with the local executor on every core of this machine.
 
 Reports, per corpus, for every operator and for the whole job: documents/s and MB/s per core, the
 share of operator time each operator takes, peak RSS per worker process, and CCNet's published
@@ -124,16 +124,19 @@ def summarize(label: str, res: dict[str, Any], workers: int, input_bytes: int) -
 
 
 def run(quick: bool = True) -> dict[str, Any]:
-    from benchmarks import corpus
-    from engine.graph import load_job
+    from benchmarks.corpora.shards import corpus_bytes
+    from benchmarks.corpora.warc_corpus import warc_corpus
+    from benchmarks.corpora.wet_corpus import wet_corpus
+    from engine.job import load_job
+    from jobs.paths import DEFAULT_JOB
 
     size = SIZES[bool(quick)]
     workers = max(1, min(os.cpu_count() or 1, 2 if quick else os.cpu_count() or 1))
-    spec = load_job(None)
+    spec = load_job(DEFAULT_JOB)
     pipeline = [next(iter(s)) for s in spec.get("pipeline") or []]
     t0 = time.perf_counter()
-    warc = corpus.warc_corpus(pages=size["warc_pages"], shards=size["warc_shards"])
-    wet = corpus.wet_corpus(docs=size["wet_docs"], shards=size["wet_shards"])
+    warc = warc_corpus(pages=size["warc_pages"], shards=size["warc_shards"])
+    wet = wet_corpus(docs=size["wet_docs"], shards=size["wet_shards"])
     build_s = time.perf_counter() - t0
 
     rows: list[dict] = []
@@ -143,7 +146,7 @@ def run(quick: bool = True) -> dict[str, Any]:
     try:
         for label, paths in (("warc", warc), ("wet", wet)):
             res = run_pipeline(spec, paths, workers, os.path.join(tmp, label))
-            r, f = summarize(label, res, workers, corpus.corpus_bytes(paths))
+            r, f = summarize(label, res, workers, corpus_bytes(paths))
             rows.extend(r)
             per_corpus[label] = f
             per_corpus[label]["operators"] = res["stats"].get("operators")
@@ -189,9 +192,9 @@ def run(quick: bool = True) -> dict[str, Any]:
         "figures": figures,
         "rows": rows,
         "inputs": {"pipeline": pipeline, "job": spec, "workers": workers,
-                   "warc": {"pages": size["warc_pages"], "shards": len(warc), "gz_bytes": corpus.corpus_bytes(warc),
+                   "warc": {"pages": size["warc_pages"], "shards": len(warc), "gz_bytes": corpus_bytes(warc),
                             "paths": warc},
-                   "wet": {"docs": size["wet_docs"], "shards": len(wet), "gz_bytes": corpus.corpus_bytes(wet),
+                   "wet": {"docs": size["wet_docs"], "shards": len(wet), "gz_bytes": corpus_bytes(wet),
                            "paths": wet}},
         "per_corpus": per_corpus,
         "notes": notes,

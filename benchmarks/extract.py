@@ -1,4 +1,4 @@
-"""extraction: main-text quality and speed of the `extract` operator against trafilatura alone.
+"""extract: main-text quality and speed of the `extract` operator against trafilatura alone.
 
 Data: scrapinghub's article-extraction-benchmark (181 real pages with gold article text). For each
 configuration the pages are extracted and scored per page against the gold `articleBody`:
@@ -17,29 +17,26 @@ precision/recall modes, and in full mode also the child-process isolation path a
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
 import time
 from collections import Counter
-from pathlib import Path
+
+from benchmarks.corpora.real_pages import extraction_benchmark_dir, ground_truth
 
 DESCRIPTION = "extract operator vs trafilatura.extract on scrapinghub AEB: token P/R/F1 and pages/s"
 QUICK = True
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "extraction" / "scrapinghub-aeb"
 QUICK_PAGES = 60
 BATCH = 64
 _WORD = re.compile(r"\w+")
 
 
-def data_dir() -> Path:
-    return Path(os.environ.get("DECANT_SHARED_DATA", DATA.parents[1])) / "extraction" / "scrapinghub-aeb"
-
-
 def load_pages(limit: int | None = None) -> list[dict]:
-    root = data_dir()
-    gold = json.loads((root / "ground-truth.json").read_text(encoding="utf8"))
+    root = extraction_benchmark_dir()
+    gold = ground_truth()
+    if not gold:
+        raise FileNotFoundError(f"no ground-truth.json in {root}")
     pages = []
     for key in sorted(gold):
         with gzip.open(root / "html" / f"{key}.html.gz", "rt", encoding="utf8", errors="replace") as f:
@@ -200,5 +197,5 @@ def run(quick: bool = False) -> dict:
          f"interleaved rounds."),
     ]
     return {"figures": figures, "rows": rows,
-            "inputs": {"data": str(data_dir()), "pages": len(pages), "batch_size": BATCH, "rounds": rounds},
+            "inputs": {"data": str(extraction_benchmark_dir()), "pages": len(pages), "batch_size": BATCH, "rounds": rounds},
             "notes": notes}

@@ -1,6 +1,6 @@
 """The benchmark harness behind `decant bench`.
 
-A benchmark is a module `benchmarks/<name>.py` with
+A benchmark is a module `benchmarks/<name>.py`, named like the operator it measures, with
     DESCRIPTION: str        one line
     QUICK: bool             part of `decant bench all` (the quick set, < 10 min in all on 2 cores)
     def run(quick: bool) -> dict   returning {"figures": {...}, "rows": [{...}, ...],
@@ -18,14 +18,18 @@ import platform
 import time
 from typing import Any
 
-SKIP = {"harness", "__init__", "corpus"}
+#: Modules of benchmarks/ that are helpers, not benchmarks (corpora live in the `corpora` package).
+SKIP = {"harness", "map_output", "__init__"}
+#: Former names of benchmarks (before they were named like their operator): still accepted.
+ALIASES = {"extraction": "extract", "dedup": "minhash_dedup"}
 
 
 def available() -> dict[str, Any]:
+    """name -> module of every benchmark (packages such as `corpora` are helpers, not benchmarks)."""
     import benchmarks as pkg
     out = {}
     for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name in SKIP or info.name.startswith("_"):
+        if info.ispkg or info.name in SKIP or info.name.startswith("_"):
             continue
         mod = importlib.import_module(f"benchmarks.{info.name}")
         if hasattr(mod, "run"):
@@ -57,7 +61,9 @@ def machine() -> dict[str, Any]:
 def git_commit() -> str | None:
     """The repository's HEAD commit (with "-dirty" when the tree has changes), or None outside git."""
     import subprocess
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    from operators.paths import REPO_ROOT
+    root = str(REPO_ROOT)
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
                               check=False)
@@ -105,7 +111,20 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def write_json(path: str, data: dict[str, Any]) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, default=str)
+
+
+def resolve(name: str) -> str:
+    """The benchmark's name for `name`, which may be a former name (ALIASES)."""
+    return ALIASES.get(name, name)
+
+
 def run(name: str, quick: bool = False, json_path: str | None = None) -> dict[str, Any]:
+    """Run one benchmark (by its name or a former name), print its tables and write its JSON."""
+    name = resolve(name)
     benches = available()
     if name not in benches:
         raise SystemExit(f"unknown benchmark {name!r}; available: {', '.join(benches)}")
@@ -114,10 +133,7 @@ def run(name: str, quick: bool = False, json_path: str | None = None) -> dict[st
     result = {"benchmark": name, "quick": quick, "machine": machine(),
               "wall_seconds": round(time.perf_counter() - t0, 2), **result}
     print_result(name, result)
-    path = json_path or os.path.join("bench-results", f"{name}.json")
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1, default=str)
+    write_json(json_path or os.path.join("bench-results", f"{name}.json"), result)
     return result
 
 
@@ -152,7 +168,5 @@ def run_all(quick: bool = True, json_path: str | None = None, out_dir: str = "be
     summary = {"quick": quick, "machine": machine(), "total_seconds": total, "seconds": seconds,
                "benchmarks": results}
     if json_path:
-        os.makedirs(os.path.dirname(json_path) or ".", exist_ok=True)
-        with open(json_path, "w") as f:
-            json.dump(summary, f, indent=1, default=str)
+        write_json(json_path, summary)
     return summary

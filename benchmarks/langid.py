@@ -13,10 +13,11 @@ joined by newlines).
 """
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from pathlib import Path
+
+from benchmarks.corpora.shared_data import shared_data
 
 DESCRIPTION = "langid operator (fastText lid.176) on lingua sentences: accuracy per language, docs/s"
 QUICK = True
@@ -28,11 +29,11 @@ ALIASES = {"nb": "no"}
 
 
 def data_dir() -> Path:
-    default = Path(__file__).resolve().parents[2] / "shared" / "data"
-    return Path(os.environ.get("DECANT_SHARED_DATA", default)) / "text" / "lingua"
+    return shared_data() / "text" / "lingua"
 
 
 def load(per_lang: int | None) -> dict[str, list[str]]:
+    """language -> its sentences: the file's lines (split at newlines only), at most per_lang."""
     out = {}
     for f in sorted(data_dir().glob("*.txt")):
         lines = [ln.strip() for ln in f.read_text(encoding="utf8").split("\n") if ln.strip()]

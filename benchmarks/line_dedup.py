@@ -6,7 +6,7 @@ across pages), and 10% of the documents exact copies of earlier ones, spread ove
 
 Everything runs in this one process (`parallel` is a plain loop), so docs/s are per core:
 - map: normalise + hash every line, build the shuffle table; the engine's partition writes are
-  included (parquet per partition per shard, as the executor writes them);
+  included (the engine's map writer, one parquet file per partition per shard);
 - reduce: per-partition sort and owner choice, per-shard regrouping, apply tables written;
 - apply: line removal, text rewrite and the four CCNet length columns.
 Reference in the same run: the single-process CCNet-style loop (one in-memory Python set of line
@@ -31,7 +31,8 @@ LANGS = ["en", "en", "en", "de", "fr", "es", "ru", "zh"]
 
 
 def corpus(n: int, shards: int, seed: int = 0) -> list[list[str]]:
-    from benchmarks.corpus import SentencePool, docs_from_text
+    from benchmarks.corpora.documents import docs_from_text
+    from benchmarks.corpora.text_pools import SentencePool
 
     docs = docs_from_text(n, 2000, seed=seed, languages=LANGS)
     rng = random.Random(seed)
@@ -53,11 +54,11 @@ def corpus(n: int, shards: int, seed: int = 0) -> list[list[str]]:
 def run_operator(shards: list[list[str]], partitions: int, workdir: str) -> dict:
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
+    from benchmarks.map_output import write_map_output
     from engine.documents import KEY, make_batch
-    from engine.io import exists, read_parquet, write_parquet_atomic
-    from engine.operator import GlobalContext
+    from engine.io import exists, read_parquet
+    from engine.reduce import GlobalContext
     from operators.dedup.line_dedup import LineDedup
 
     op = LineDedup(partitions=partitions)
@@ -74,11 +75,7 @@ def run_operator(shards: list[list[str]], partitions: int, workdir: str) -> dict
     for s, b in enumerate(batches):
         t = op.map(b)
         map_rows += t.num_rows
-        parts = t.column("_partition")
-        for p in range(partitions):
-            piece = t.filter(pc.equal(parts, p))
-            if piece.num_rows:
-                write_parquet_atomic(piece, f"{ctx.map_dir(p)}/{s:06d}.parquet")
+        write_map_output(t, workdir, s, partitions)
     t_map = _clock() - t0
     t0 = _clock()
     stats = op.reduce(ctx)

@@ -6,20 +6,16 @@ our normaliser) plus `MinHash.bulk`, and `MinHash.bulk` alone on precomputed shi
 """
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
+
+from benchmarks.corpora.text_pools import wikitext_raw
 
 DESCRIPTION = "MinHash signatures docs/s per core on 2 KB real documents, 128 perms, vs datasketch"
 QUICK = True
 
-DATA = Path(os.environ.get("DECANT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
 def documents(n: int, size: int = 2048) -> list[str]:
-    text = ""
-    for name in ("test.txt", "valid.txt"):
-        text += (DATA / "text" / "wikitext-2" / name).read_text(encoding="utf-8")
+    """n cuts of about `size` characters of WikiText-2, each ending at a space."""
+    text = wikitext_raw()
     docs = []
     i = 0
     while len(docs) < n:

@@ -1,4 +1,4 @@
-"""Global MinHash-LSH dedup: quality against brute-force Jaccard, and a scale run.
+"""minhash_dedup: global MinHash-LSH dedup, quality against brute-force Jaccard, and a scale run.
 
 1. Quality: real WikiText-2 passages plus edited copies with known edit rates (word substitutions,
    deletions, insertions from 0.5% to 40%); minhash_dedup runs map -> shuffle -> reduce -> apply
@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import random
 import shutil
 import tempfile
@@ -22,23 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.corpus import edit_words
+from benchmarks.corpora.documents import edit_words
+from benchmarks.corpora.text_pools import wikitext_raw
+from benchmarks.map_output import write_map_output
 
 DESCRIPTION = "minhash_dedup precision/recall vs brute-force Jaccard; 500k/10M-doc shuffle+components scale run"
 QUICK = True
 
-DATA = Path(os.environ.get("DECANT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 THRESHOLD = 0.8
 
 
-def _edit(words, frac, rng, vocab):
-    return edit_words(words, frac, rng, vocab, min_edits=1)
-
-
 def corpus(n_orig: int, seed: int = 0):
-    vocab = []
-    for name in ("test.txt", "valid.txt"):
-        vocab += (DATA / "text" / "wikitext-2" / name).read_text(encoding="utf-8").split()
+    """(ids, texts): n_orig WikiText-2 passages and n_orig / 2 edited copies of them, shuffled."""
+    vocab = wikitext_raw().split()
     rng = random.Random(seed)
     slot = len(vocab) // n_orig
     docs = []
@@ -48,7 +43,7 @@ def corpus(n_orig: int, seed: int = 0):
     rates = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4]
     for i in range(n_orig // 2):
         base = docs[rng.randrange(n_orig)]
-        docs.append(" ".join(_edit(base.split(), rng.choice(rates), rng, vocab)))
+        docs.append(" ".join(edit_words(base.split(), rng.choice(rates), rng, vocab, min_edits=1)))
     order = list(range(len(docs)))
     rng.shuffle(order)
     return [f"doc-{k}" for k in range(len(docs))], [docs[i] for i in order]
@@ -82,9 +77,8 @@ def quality(quick: bool, tmp: str, verify: bool = False) -> dict:
     import pyarrow as pa
 
     from engine.documents import KEY, make_batch, set_column
-    from engine.io import read_parquet, write_parquet_atomic
-    from engine.operator import GlobalContext
-    from operators.dedup.components import node_partition  # noqa: F401  (import check)
+    from engine.io import read_parquet
+    from engine.reduce import GlobalContext
     from operators.dedup.minhash_dedup import MinHashDedup
 
     ids, docs = corpus(1000 if quick else 4000)
@@ -101,10 +95,7 @@ def quality(quick: bool, tmp: str, verify: bool = False) -> dict:
         lo, hi = bounds[s], bounds[s + 1]
         b = make_batch({"id": ids[lo:hi], "text": docs[lo:hi]})
         b = set_column(b, KEY, pa.array((np.uint64(s) << np.uint64(32)) + np.arange(hi - lo, dtype=np.uint64)))
-        m = op.map(b)
-        part = m.column("_partition").to_numpy()
-        for p in np.unique(part):
-            write_parquet_atomic(m.filter(pa.array(part == p)), f"{ctx.map_dir(int(p))}/{s:05d}.parquet")
+        write_map_output(op.map(b), f"{tmp}/q", s, parts)
     stats = op.reduce(ctx)
     seconds = time.perf_counter() - t0
     d = read_parquet(f"{tmp}/q/out/duplicates.parquet")
@@ -137,7 +128,6 @@ def _scale_map_shard(args) -> int:
     """Synthetic signatures for one shard -> band keys -> map outputs (as the engine writes them)."""
     import pyarrow as pa
 
-    from engine.io import write_parquet_atomic
     from operators.dedup.minhash import band_keys
     s, n, num_perm, bands, rows, parts, workdir, dup_frac = args
     rng = np.random.default_rng(1000 + s)
@@ -157,13 +147,9 @@ def _scale_map_shard(args) -> int:
     band = np.tile(np.arange(bands, dtype=np.uint16), n)
     ids = pa.array([f"s{s}-{i}" for i in range(n)]).take(pa.array(doc, mask=band != 0))
     part = (bk % np.uint64(parts)).astype(np.int64)
-    order = np.argsort(part, kind="stable")
-    bnd = np.searchsorted(part[order], np.arange(parts + 1))
-    for p in range(parts):
-        sel = order[bnd[p]:bnd[p + 1]]
-        t = pa.table({"band": pa.array(band[sel]), "band_key": pa.array(bk[sel]), "_key": pa.array(keys[doc[sel]]),
-                      "id": ids.take(pa.array(sel))})
-        write_parquet_atomic(t, f"{workdir}/map/part-{p:05d}/{s:05d}.parquet")
+    t = pa.table({"band": pa.array(band), "band_key": pa.array(bk), "_key": pa.array(keys[doc]), "id": ids,
+                  "_partition": pa.array(part)})
+    write_map_output(t, workdir, s, parts)
     return nd
 
 
@@ -198,7 +184,7 @@ class _PeakSampler:
 
 
 def scale(n_docs: int, tmp: str, workers: int = 2) -> dict:
-    from engine.operator import GlobalContext
+    from engine.reduce import GlobalContext
     from operators.dedup.minhash_dedup import MinHashDedup
     op = MinHashDedup(partitions=16 if n_docs <= 1_000_000 else 64)
     bands, rows = op.band_rows

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import random
 import re
 import time
-from pathlib import Path
 
 import numpy as np
+
+from benchmarks.corpora.real_pages import extraction_benchmark_dir, ground_truth
+from benchmarks.corpora.shared_data import shared_data
 
 DESCRIPTION = "perplexity: docs/s per core, Spearman vs CCNet's own perplexity, fluent < shuffled < boilerplate"
 QUICK = True
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("DECANT_SHARED_DATA", REPO.parent / "shared" / "data"))
 BOILERPLATE_XPATH = (
     "//nav | //footer | //header | //*[@role='navigation'] | //*[@id][re:test(@id, '{pat}', 'i')]"
     " | //*[@class][re:test(@class, '{pat}', 'i')]"
@@ -34,7 +33,7 @@ BOILERPLATE_PAT = r"cookie|consent|gdpr|menu|navbar|breadcrumb|footer|share|soci
 
 def ccnet_reference() -> list[dict]:
     docs = []
-    for f in sorted((DATA / "ccnet-reference").glob("*.jsonl.gz")):
+    for f in sorted((shared_data() / "ccnet-reference").glob("*.jsonl.gz")):
         with gzip.open(f, "rt", encoding="utf-8") as fh:
             for line in fh:
                 r = json.loads(line)
@@ -55,8 +54,8 @@ def article_pages(limit: int | None = None) -> list[dict]:
     """English pages of the extraction benchmark: gold article text + boilerplate lines of the HTML."""
     import lxml.html
 
-    root = DATA / "extraction" / "scrapinghub-aeb"
-    gold = json.loads((root / "ground-truth.json").read_text())
+    root = extraction_benchmark_dir()
+    gold = ground_truth()
     xpath = BOILERPLATE_XPATH.format(pat=BOILERPLATE_PAT)
     ns = {"re": "http://exslt.org/regular-expressions"}
     pages = []
@@ -156,7 +155,7 @@ def run(quick: bool = True) -> dict:
     # --- every bundled language: held-out sentences vs the same shuffled --------------------
     per_lang = []
     for lang in sorted(op.available):
-        path = DATA / "text" / "lingua" / f"{lang}.txt"
+        path = shared_data() / "text" / "lingua" / f"{lang}.txt"
         if not path.is_file():
             continue
         lines = [ln for ln in path.read_text(encoding="utf-8").split("\n") if ln]  # as `grep .`

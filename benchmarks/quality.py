@@ -29,7 +29,7 @@ STOP = {"the", "be", "to", "of", "and", "that", "have", "with"}
 
 
 def corpus(n: int, languages: list[str], seed: int = 0) -> list[str]:
-    from benchmarks.corpus import docs_from_text
+    from benchmarks.corpora.documents import docs_from_text
 
     docs = docs_from_text(n, 2000, seed=seed, languages=languages)
     rng = random.Random(seed)
@@ -122,7 +122,7 @@ def _time_operator(op, batches) -> tuple[float, int]:
 def run(quick: bool = False) -> dict:
     import pyarrow as pa
 
-    from benchmarks.corpus import batch_of
+    from benchmarks.corpora.documents import batch_of
     from engine.documents import set_column
     from operators.filters.quality import Quality
 
@@ -143,7 +143,7 @@ def run(quick: bool = False) -> dict:
         ("c4", {"rules": ["c4"]}),
         ("fineweb", {"rules": ["fineweb"]}),
         ("default job (gopher, c4 no-punct, fineweb)",
-         {"rules": ["gopher", "c4", "fineweb"], "c4_filter_no_terminal_punct": False}),
+         {"rules": ["gopher", "c4", "fineweb"], "c4": {"filter_no_terminal_punct": False}}),
     ]
     rows = []
     figures = {}
@@ -155,7 +155,7 @@ def run(quick: bool = False) -> dict:
         rows.append({"rules": name, "corpus": "en", "docs": len(en), "docs/s": len(en) / dt,
                      "kept %": round(100 * kept / len(en), 1)})
         figures[f"{name.split(' ')[0]}_docs_per_s"] = round(len(en) / dt)
-    op = Quality(rules=["gopher", "c4", "fineweb"], c4_filter_no_terminal_punct=False)
+    op = Quality(rules=["gopher", "c4", "fineweb"], c4={"filter_no_terminal_punct": False})
     dt, kept = _time_operator(op, multi_batches)
     rows.append({"rules": "default job", "corpus": "8 languages", "docs": len(multi), "docs/s": len(multi) / dt,
                  "kept %": round(100 * kept / len(multi), 1)})

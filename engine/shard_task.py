@@ -53,7 +53,14 @@ def run_shard_stage(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -
 def read_shard(plan: JobPlan, shard: int, stats: UnitStats) -> Iterator[pa.RecordBatch]:
     """The shard's documents as batches, each row given its global `_key` (shard << 32 | ordinal)."""
     path = plan.inputs[shard]
-    reader = open_reader(path, plan.spec.input.format, **plan.spec.input.options)
+    name = path.rsplit("/", 1)[-1]
+    try:
+        reader = open_reader(path, plan.spec.input.format, **plan.spec.input.options)
+    except OSError as e:  # gone or unreadable since discovery (a storage failure is retried)
+        if isinstance(e, StorageError):
+            raise
+        stats.reader.errors.append(f"{name}: cannot open: {type(e).__name__}: {e}")
+        return
     fmt = reader.name
     ordinal = 0
     base = np.uint64(shard) << np.uint64(32)
@@ -75,7 +82,6 @@ def read_shard(plan: JobPlan, shard: int, stats: UnitStats) -> Iterator[pa.Recor
     except Exception as e:  # noqa: BLE001 - a reader bug must not lose the other shards
         reader.errors.append(f"reader failed: {type(e).__name__}: {e}")
     finally:
-        name = path.rsplit("/", 1)[-1]
         for group, counts in reader.stats.items():
             if isinstance(counts, dict):
                 dst = stats.reader.groups.setdefault(group, {})
@@ -85,7 +91,7 @@ def read_shard(plan: JobPlan, shard: int, stats: UnitStats) -> Iterator[pa.Recor
     formats = stats.reader.groups.setdefault("formats", {})
     formats[fmt] = formats.get(fmt, 0) + 1
     if ordinal == 0 and not reader.errors and not any(reader.stats.get("records", {}).values()):
-        stats.reader.empty_shards.append(path.rsplit("/", 1)[-1])
+        stats.reader.empty_shards.append(name)
 
 
 def _reader_content(plan: JobPlan) -> tuple[str, ...]:
@@ -163,9 +169,7 @@ def _commit(plan: JobPlan, stage_index: int, shard: int, staging: str, rejects: 
             eio.rename(f, f"{layout.stage_output(stage_index, shard)}/{f.rsplit('/', 1)[-1]}")
             n += 1
     for name, mapper in mappers.items():
-        for p, f in mapper.close().items():
-            eio.rename(f, layout.global_dir(stage_index, name).map_file(p, shard))
-            n += 1
+        n += mapper.commit(layout.global_dir(stage_index, name), shard)
     for f in rejects.close() + (docs.close() if docs else []):
         eio.rename(f, f"{plan.out}/{f[len(staging) + 1:]}")
         n += 1

@@ -75,3 +75,11 @@ class MapWriter:
             w.close()
             fh.close()
         return self.files
+
+    def commit(self, layout, shard: int) -> int:
+        """Close, then rename each partition's file to where the reduce of `layout` (a
+        GlobalLayout) reads this shard's part; returns how many files."""
+        files = self.close()
+        for p, path in files.items():
+            eio.rename(path, layout.map_file(p, shard))
+        return len(files)

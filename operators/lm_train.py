@@ -27,9 +27,11 @@ from typing import Any
 
 from operators.paths import REPO_ROOT
 from operators.perplexity import (
+    STORED_PERCENTILES,
     discover,
     get_model,
     normalize,
+    percentiles_from_counts,
     resolve_models_dir,
 )
 
@@ -290,11 +292,16 @@ def train(lang: str, corpus: Sequence[str | Path], out: str | Path, vocab_size: 
         sp_vocab = vocab_size
         for _attempt in range(2):
             try:
-                spm.SentencePieceTrainer.train(
-                    input=str(norm_path), model_prefix=str(prefix), vocab_size=sp_vocab,
-                    model_type="unigram", character_coverage=character_coverage,
-                    hard_vocab_limit=False, input_sentence_size=max_lines,
-                    shuffle_input_sentence=True, num_threads=2, minloglevel=2)
+                # Lines from an iterator and the model into memory: the file records no temporary
+                # path, so the same corpus gives the same bytes.
+                model = io.BytesIO()
+                with open(norm_path, encoding="utf-8") as fin:
+                    spm.SentencePieceTrainer.train(
+                        sentence_iterator=(ln.rstrip("\n") for ln in fin), model_writer=model,
+                        vocab_size=sp_vocab, model_type="unigram", character_coverage=character_coverage,
+                        hard_vocab_limit=False, input_sentence_size=max_lines,
+                        shuffle_input_sentence=True, num_threads=2, minloglevel=2)
+                Path(str(prefix) + ".model").write_bytes(model.getvalue())
                 break
             except RuntimeError as e:
                 # Scripts with many characters (zh, ja) need more pieces than characters kept.
@@ -372,8 +379,6 @@ def _arpa_counts(arpa: Path) -> dict[str, int]:
 # Cut-offs
 # ---------------------------------------------------------------------------------------------
 
-#: Percentiles always stored besides the requested ones, so other choices work without rescoring.
-STORED_PERCENTILES = tuple(range(5, 100, 5))
 
 
 def score_documents(inputs: Sequence[str | Path], models: str | Path = "bundled", sample: int = 10_000,
@@ -436,7 +441,8 @@ def cutoffs(inputs: Sequence[str | Path], models: str | Path = "bundled", out: s
         if len(vals) < min_docs:
             continue
         arr = np.asarray(vals, dtype=float)
-        data[lg] = {str(p): round(float(np.percentile(arr, p)), 1) for p in pcts}
+        values, counts = np.unique(arr, return_counts=True)
+        data[lg] = {str(p): round(v, 1) for p, v in percentiles_from_counts(values, counts, pcts).items()}
         meta["languages"][lg] = {"documents": len(vals), "inputs": inputs_desc,
                                  "lines_per_doc": lines_per_doc or None, "line_mode": line_mode,
                                  "median": round(float(np.median(arr)), 1)}

@@ -107,8 +107,7 @@ def write_map_output(ctx, shard: int, table) -> None:
 
     writer = MapWriter(f"{ctx.workdir}/test-staging/shard-{shard}", ctx.num_partitions)
     writer.write(table)
-    for partition, path in writer.close().items():
-        eio.rename(path, ctx.layout.map_file(partition, shard))
+    writer.commit(ctx.layout, shard)
 
 
 def read_apply(ctx, shard: int):
@@ -215,10 +214,18 @@ class LocalRayCluster:
                      "--dashboard-port", str(self.dashboard_port)]
         else:
             head += ["--include-dashboard", "false"]
-        self._ray(*head)
+        # token auth needs a token before `ray start` (a fresh machine has none): Ray's own command
+        # writes ~/.ray/auth_token when it is missing, which every client here then finds
+        subprocess.run(["ray", "get-auth-token", "--generate"], env=self.env, capture_output=True, timeout=120,
+                       check=True)
+        # each node's dashboard agent on a port of its own: on the default port (52365) it clashes
+        # with any other Ray on this machine, and a head without its agent accepts no job
+        agent_port = free_port(24400)
+        self._ray(*head, "--dashboard-agent-listen-port", str(agent_port))
         for i in range(self.workers):
+            agent_port = free_port(agent_port + 1)
             self._ray("--address", self.address, "--node-ip-address", "127.0.0.1", "--num-cpus", str(self.cpus),
-                      "--temp-dir", str(self.root / f"w{i}"))
+                      "--temp-dir", str(self.root / f"w{i}"), "--dashboard-agent-listen-port", str(agent_port))
         return self
 
     def processes(self):

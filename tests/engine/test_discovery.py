@@ -85,3 +85,14 @@ def test_output_inside_the_input_is_never_read(tmp_path):
     again = run_job(JOB, inputs=[str(d)], out=str(d / "out2"))
     assert again["total"] == second["total"]
     assert sort_by_id(read_documents(str(d / "out2"))).equals(sort_by_id(read_documents(str(d / "out"))))
+
+
+def test_a_file_gone_between_discovery_and_reading_is_a_shard_error(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    shutil.copy(SAMPLE, d / "a.wet.gz")
+    (d / "b.jsonl").write_text('{"id": "b1", "text": "hello there"}\n')
+    stats = run_job({"pipeline": [], "executor": {"workers": 1}}, inputs=[str(d)], out=str(tmp_path / "o"),
+                    on_plan=lambda plan, graph: os.remove(d / "b.jsonl"))
+    assert stats["total"]["accounting_ok"] and stats["total"]["documents_kept"] > 0
+    assert any(e.startswith("b.jsonl: cannot open: FileNotFoundError") for e in stats["reader"]["errors"])

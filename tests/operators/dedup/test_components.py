@@ -93,12 +93,18 @@ def run_buckets(tmp_path, docs: dict[str, tuple[int, list[tuple[int, int]]]], pa
     stats = op.reduce(ctx)
     d = read_parquet(str(tmp_path / "o" / "duplicates.parquet"))
     kept_of = dict(zip(d.column("id").to_pylist(), d.column("kept_id").to_pylist()))
-    applied = set()
+    applied, sizes = set(), {}
     for s in range(shards):
         table = read_apply(ctx, s)
         if table is not None:
-            applied |= set(table.column(KEY).to_pylist())
-    return stats, kept_of, applied
+            removed = table.column("removed").to_pylist()
+            for key, rm, size in zip(table.column(KEY).to_pylist(), removed,
+                                     table.column("minhash_cluster_size").to_pylist()):
+                if rm:
+                    applied.add(key)
+                else:
+                    sizes[key] = size
+    return stats, kept_of, applied, sizes
 
 
 def _docs():
@@ -133,7 +139,7 @@ def _docs():
 @pytest.mark.parametrize("parts", [1, 3, 8])
 def test_constructed_clusters(tmp_path, parts):
     docs = _docs()
-    stats, kept_of, applied = run_buckets(tmp_path, docs, parts)
+    stats, kept_of, applied, sizes = run_buckets(tmp_path, docs, parts)
     assert kept_of == {
         "a": "b", "c": "b",
         "s0": "s4", "s1": "s4", "s2": "s4", "s3": "s4",
@@ -141,6 +147,8 @@ def test_constructed_clusters(tmp_path, parts):
     }
     assert stats["removed"] == 7 and stats["components"] == 3
     assert applied == {docs[i][0] for i in kept_of}
+    # each kept root gets its cluster size (itself + its removed members); singletons need no row
+    assert sizes == {docs["b"][0]: 3, docs["s4"][0]: 5, docs["p1"][0]: 2}
 
 
 def test_constructed_clusters_cluster_ids(tmp_path):

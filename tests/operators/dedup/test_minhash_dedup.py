@@ -88,7 +88,8 @@ def test_end_to_end_precision_recall_and_duplicates_file(corpus, tmp_path):
     by_id = dict(zip(ids, docs))
     # every removed doc is truly similar to its kept representative (precision)
     dups = read_parquet(str(dup_path))
-    assert dups.schema.names == ["id", "cluster_id", "kept_id"]
+    assert dups.schema.names == ["id", "cluster_id", "kept_id", "kept_in"]
+    assert dups.column("kept_in").null_count == dups.num_rows  # every kept document is in this output
     assert sorted(dups.column("id").to_pylist()) == sorted(removed)
     for rid, kid in zip(dups.column("id").to_pylist(), dups.column("kept_id").to_pylist()):
         assert kid in kept

@@ -10,7 +10,9 @@ import pyarrow as pa
 from engine.documents import DROP_REASON
 from operators.readers import JsonlReader, detect_format
 from operators.readers.base import stable_id
-from support import documents, read_shard
+from jobs.runjob import run_job
+from operators.writers import read_documents, read_rejects
+from support import documents, drop_sevens_job, read_shard
 
 
 def test_ccnet_reference_jsonl(shared_data):
@@ -114,34 +116,57 @@ def test_jsonl_columns_do_not_depend_on_batch_size(tmp_path):
     assert [r["score"] for r in rows[:3]] == [1.0, 2.5, 3.0] and rows[2]["extra"] is True
 
 
-def test_every_bad_line_is_a_reject_row_with_its_line_number(shared_data, tmp_path):
-    """Lines that are not documents used to vanish into a side counter; each is now a row the
-    engine rejects as the reader's, named by shard and line number, so it counts as read."""
-    good = [json.loads(line) for line in gzip.open(shared_data / "ccnet-reference/cc_en_head-0091.jsonl.gz")
-            if len(line) < 20_000][:4]
+def write_mixed_jsonl(shared_data, path) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Real documents with every kind of bad line between them: (the documents, expected
+    (source, reason) of the reject rows)."""
+    with gzip.open(shared_data / "ccnet-reference/cc_en_head-0091.jsonl.gz") as f:
+        good = [json.loads(line) for line in f if len(line) < 20_000][:4]
     lines = [json.dumps(good[0]).encode(), b"[1]", b"null", b"42", b'"x"',
              json.dumps(good[1]).encode(),
              b'{"id": "latin1", "text": "caf\xe9"}',  # not UTF-8
              b'{"id": "cut", "text": "no end',  # not JSON
              b"", b"   ",  # blank lines are no records
              json.dumps(good[2]).encode(),
-             b'{"id": "big", "text": "' + b"x" * 30_000 + b'"}',
+             b'{"id": "big", "text": "' + b"x" * 30_000 + b'"}',  # above max_bytes
              json.dumps(good[3]).encode()]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    name = path.name
+    rejects = [(f"{name}:2", "not_an_object"), (f"{name}:3", "not_an_object"), (f"{name}:4", "not_an_object"),
+               (f"{name}:5", "not_an_object"), (f"{name}:7", "invalid_utf8"), (f"{name}:8", "invalid_json"),
+               (f"{name}:12", "too_large")]
+    for g, n in zip(good, (1, 6, 11, 13)):
+        g["line"] = n
+    return good, rejects
+
+
+def test_every_bad_line_is_a_reject_row_with_its_line_number(shared_data, tmp_path):
+    """Lines that are not documents used to vanish into a side counter; each is now a row the
+    engine rejects as the reader's, named by shard and line number, so it counts as read."""
     p = tmp_path / "mixed.jsonl"
-    p.write_bytes(b"\n".join(lines) + b"\n")
+    good, expected = write_mixed_jsonl(shared_data, p)
     reader, rows, batches = read_shard(p, batch_size=3, max_bytes=20_000)
     assert reader.errors == []
     assert all(b.schema == batches[0].schema for b in batches)
-    rejected = [(r["source"], r[DROP_REASON]) for r in rows if r[DROP_REASON]]
-    assert rejected == [("mixed.jsonl:2", "not_an_object"), ("mixed.jsonl:3", "not_an_object"),
-                        ("mixed.jsonl:4", "not_an_object"), ("mixed.jsonl:5", "not_an_object"),
-                        ("mixed.jsonl:7", "invalid_utf8"), ("mixed.jsonl:8", "invalid_json"),
-                        ("mixed.jsonl:12", "too_large")]
+    assert [(r["source"], r[DROP_REASON]) for r in rows if r[DROP_REASON]] == expected
     for r in rows:
         if r[DROP_REASON]:
             assert r["id"] == stable_id("mixed.jsonl", int(r["source"].rsplit(":", 1)[1]))
             assert r["text"] is None
     docs = documents(rows)
     assert [(d["id"], d["text"], d["source"]) for d in docs] == \
-        [(g["id"], g["text"], f"mixed.jsonl:{n}") for g, n in zip(good, (1, 6, 11, 13))]
+        [(g["id"], g["text"], f"mixed.jsonl:{g['line']}") for g in good]
     assert reader.stats["records"] == {"json": 11}  # every non-blank line is a record
+
+
+def test_bad_lines_are_accounted_for_in_a_run(shared_data, tmp_path):
+    p = tmp_path / "in" / "mixed.jsonl"
+    p.parent.mkdir()
+    good, expected = write_mixed_jsonl(shared_data, p)
+    out = tmp_path / "out"
+    stats = run_job(drop_sevens_job(input={"options": {"max_bytes": 20_000}}), inputs=[str(p)], out=str(out))
+    t = stats["total"]
+    assert t["accounting_ok"] and t["documents_read"] == len(good) + len(expected) == 11
+    rej = read_rejects(str(out)).to_pylist()
+    assert sorted((r["source"], r["reason"]) for r in rej if r["operator"] == "reader") == sorted(expected)
+    assert sorted(read_documents(str(out)).column("id").to_pylist()) == \
+        sorted(g["id"] for g in good if not g["id"].endswith("7"))

@@ -61,3 +61,19 @@ def test_wet_record_with_unparseable_header(shared_data, tmp_path):
         (f"damaged.wet.txt:{starts[1]}", None), (f"damaged.wet.txt:{second}", "bad_record_header"),
         (f"damaged.wet.txt:{starts[3] + len(junk)}", None)]
     assert [rows[0]["text"], rows[2]["text"]] == [want[0]["text"], want[2]["text"]]
+
+
+def test_wet_record_with_damaged_version_line(shared_data, tmp_path):
+    """A WET block runs to the next `WARC/1.0` line; when that line is damaged, the record after it
+    used to be read as the end of this one's text. Now it is a `bad_record_header` row, and the
+    text before it is the intact file's."""
+    data = (shared_data / "wet/ccnet-sample.wet.txt").read_bytes()
+    third = [m.start() for m in re.finditer(rb"(?m)^WARC/1\.0\r?$", data)][3]
+    p = tmp_path / "damaged.wet.txt"
+    p.write_bytes(data[:third] + b"WARC/1.\x00" + data[third + 8:])
+    reader, rows, _ = read_shard(p)
+    _, want, _ = read_shard(shared_data / "wet/ccnet-sample.wet.txt")
+    assert reader.errors == []
+    assert [r["text"] for r in rows[:2]] == [r["text"] for r in want[:2]]
+    assert (rows[2]["source"], rows[2]["_drop_reason"]) == (f"damaged.wet.txt:{third}", "bad_record_header")
+    assert len(rows) == 3
