@@ -1,9 +1,13 @@
 """The reader contract, and how the engine picks a reader for a shard.
 
-A reader turns one shard into document batches and never raises on bad data: it counts and goes on.
-`stats` counts records by type and skips by reason; `errors` lists what ended a shard early (a
-truncated gzip member, a corrupt header) with the records before it kept. A failure of the storage
-itself (`engine.errors.StorageError`) is the one exception a reader lets through.
+A reader turns one shard into document batches and never raises on bad data: every record it meets
+becomes a row, a document or one marked with `_drop_reason` (a damaged header, a line that is not a
+JSON object), so that it is counted and lands in the rejects with where it was; then it goes on.
+`stats` counts records by type and skips by reason (non-document records such as requests);
+`errors` lists what ended a shard early (a truncated gzip member) with the records before it kept.
+A failure of the storage itself (`engine.errors.StorageError`) is the one exception a reader lets
+through; a reader that raises anything else fails its shard, which stats.json then reports as
+unaccounted (`reader.failed_shards`, `accounting_ok` false).
 
 Input formats are registered readers: `input.format` names one, or `auto` asks every registered
 reader's `sniff` about the (decompressed) head of the file.

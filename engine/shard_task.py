@@ -81,6 +81,7 @@ def read_shard(plan: JobPlan, shard: int, stats: UnitStats) -> Iterator[pa.Recor
         raise
     except Exception as e:  # noqa: BLE001 - a reader bug must not lose the other shards
         reader.errors.append(f"reader failed: {type(e).__name__}: {e}")
+        stats.reader.failed_shards.append(name)
     finally:
         for group, counts in reader.stats.items():
             if isinstance(counts, dict):

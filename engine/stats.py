@@ -56,6 +56,8 @@ class ReaderStats:
     errors: list[str] = field(default_factory=list)
     #: Shards that held no record at all.
     empty_shards: list[str] = field(default_factory=list)
+    #: Shards whose reader raised: what it had not handed over is unknown, so nothing adds up.
+    failed_shards: list[str] = field(default_factory=list)
 
     def add(self, other: ReaderStats) -> None:
         self.documents += other.documents
@@ -63,16 +65,19 @@ class ReaderStats:
             _add_counts(self.groups.setdefault(g, {}), counts)
         self.errors.extend(other.errors)
         self.empty_shards.extend(other.empty_shards)
+        self.failed_shards.extend(other.failed_shards)
 
     def to_dict(self) -> dict[str, Any]:
         return {**{g: dict(c) for g, c in self.groups.items()}, "errors": list(self.errors),
-                "empty_shards": sorted(self.empty_shards), "documents": self.documents}
+                "empty_shards": sorted(self.empty_shards), "failed_shards": sorted(self.failed_shards),
+                "documents": self.documents}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReaderStats:
         groups = {k: dict(v) for k, v in d.items() if isinstance(v, dict)}
         return cls(documents=int(d.get("documents", 0)), groups=groups or {"records": {}, "skipped": {}},
-                   errors=list(d.get("errors", [])), empty_shards=list(d.get("empty_shards", [])))
+                   errors=list(d.get("errors", [])), empty_shards=list(d.get("empty_shards", [])),
+                   failed_shards=list(d.get("failed_shards", [])))
 
 
 @dataclass
@@ -125,10 +130,12 @@ class Totals:
     documents_dropped: int = 0
     dropped_by_operator: dict[str, int] = field(default_factory=dict)
     shard_errors: int = 0
+    #: Shards whose reader failed part-way (their unread records are unaccounted for).
+    reader_failures: int = 0
 
     @property
     def accounting_ok(self) -> bool:
-        return self.documents_read == self.documents_kept + self.documents_dropped
+        return self.documents_read == self.documents_kept + self.documents_dropped and not self.reader_failures
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "accounting_ok": self.accounting_ok}
@@ -168,7 +175,7 @@ class JobStats:
         by_op = {n: s.dropped_total for n, s in ordered.items() if s.dropped}
         total = Totals(documents_read=reader.documents, documents_kept=written,
                        documents_dropped=sum(by_op.values()), dropped_by_operator=by_op,
-                       shard_errors=len(reader.errors))
+                       shard_errors=len(reader.errors), reader_failures=len(reader.failed_shards))
         return cls(total=total, reader=reader, operators=ordered, global_=glob)
 
     def to_dict(self) -> dict[str, Any]:

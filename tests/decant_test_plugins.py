@@ -6,6 +6,7 @@ import pyarrow as pa
 
 from engine.documents import set_column
 from engine.operator import Filter, register
+from engine.reader import Reader
 
 
 @register
@@ -121,3 +122,33 @@ class _CutFile:
 
 
 fsspec.register_implementation("flaky", FlakyFileSystem, clobber=True)
+
+
+@register
+class LinesThenCrash(Reader):
+    """Test reader (a plugin format): one document per line of a text file, `text.lines`, and it
+    raises after CRASH_AFTER lines when that is set: a reader bug part-way through a shard."""
+
+    name = "test_lines"
+    suffixes = (".lines",)
+    OPTIONS = {"crash_after"}
+
+    def __init__(self, crash_after: int | None = None) -> None:
+        super().__init__(crash_after=crash_after)
+        self.crash_after = crash_after
+
+    @classmethod
+    def sniff(cls, head: bytes, path: str) -> bool:
+        return head.startswith(b"#lines\n")
+
+    def read(self, path, batch_size):
+        from engine.documents import make_batch
+        from engine.io import open_input
+        with open_input(path) as f:
+            lines = f.read().decode().splitlines()[1:]
+        for i, line in enumerate(lines):
+            if self.crash_after is not None and i == self.crash_after:
+                raise RuntimeError("reader bug")
+            self.count("records", "line")
+            yield make_batch({"id": [f"{path.rsplit('/', 1)[-1]}:{i}"], "text": [line],
+                              "source": [f"{path.rsplit('/', 1)[-1]}:{i + 2}"]})

@@ -66,6 +66,22 @@ def single_machine_mode() -> Iterator[None]:
         constants.ENABLE_RAY_CLUSTER = saved
 
 
+#: Tries at starting a local instance: its raylet gives up when the dashboard agent has not written
+#: its ports within a fixed time, which a loaded machine can exceed once.
+LOCAL_START_TRIES = 2
+
+
+def init_local(kw: dict[str, Any]) -> None:
+    for attempt in range(1, LOCAL_START_TRIES + 1):
+        try:
+            ray.init(**kw)
+            return
+        except Exception as e:  # Ray raises a bare Exception for a node that did not come up
+            if "timed out during startup" not in str(e) or attempt == LOCAL_START_TRIES:
+                raise
+            ray.shutdown()
+
+
 def start_local(num_cpus: int, **kw: Any) -> None:
     """Start a private Ray instance on this machine on `local_node_ip()`; refuses (JobError) when
     Ray put a loopback-only node on another address."""
@@ -73,10 +89,10 @@ def start_local(num_cpus: int, **kw: Any) -> None:
     # "local": never attach to another cluster that happens to run here
     kw.update(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address=ip)
     if not is_loopback(ip):
-        ray.init(**kw)
+        init_local(kw)
         return
     with single_machine_mode():
-        ray.init(**kw)
+        init_local(kw)
     node_ip = ray.util.get_node_ip_address()
     if not is_loopback(node_ip):
         ray.shutdown()

@@ -157,6 +157,12 @@ class TableBuilder:
         base[DROP_REASON] = reason
         return base, {self.column_name(k): v for k, v in rec.items()}
 
+    def reject(self, pos: int, reason: str) -> tuple[dict, dict]:
+        """A row for a line that is not a document (bad JSON, not an object, ...): named by its line."""
+        base = {"id": stable_id(self.shard, pos), "url": None, "date": None, "source": f"{self.shard}:{pos}",
+                "html": None, "text": None, DROP_REASON: reason}
+        return base, {}
+
     def infer(self, items: list[tuple[dict, dict]]) -> None:
         """Fix the extra columns and their kinds from these (the first) records."""
         names: dict[str, None] = {}
@@ -166,6 +172,18 @@ class TableBuilder:
         self.kinds = {k: _kind([e.get(k) for _, e in items]) for k in names}
 
     def batch(self, items: list[tuple[dict, dict]]) -> pa.RecordBatch:
+        """The items as one batch; an item Arrow cannot take becomes a `reader_error` row, not the
+        end of the shard."""
+        try:
+            return self.build(items)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            if len(items) == 1:
+                base = items[0][0]
+                return self.build([self.reject(int(base["source"].rsplit(":", 1)[1]), "reader_error")])
+            one_by_one = pa.Table.from_batches([self.batch([it]) for it in items])
+            return one_by_one.combine_chunks().to_batches()[0]
+
+    def build(self, items: list[tuple[dict, dict]]) -> pa.RecordBatch:
         cols: dict[str, list] = {c: [b[c] for b, _ in items] for c in DOC_COLUMNS}
         if self.kinds is None:
             self.infer(items)
@@ -182,11 +200,12 @@ class TableBuilder:
             for k in e:
                 if k not in self.kinds:
                     lost[k] = lost.get(k, 0) + 1
-        for k, n in lost.items():
-            self.reader.count("coerced", k, n)
         schema = pa.schema([pa.field(HTML, pa.string()), pa.field(DROP_REASON, pa.string())] +
                            [pa.field(k, _ARROW[kind]) for k, kind in self.kinds.items()])
-        return make_batch(cols, schema)
+        batch = make_batch(cols, schema)
+        for k, n in lost.items():
+            self.reader.count("coerced", k, n)
+        return batch
 
 
 @register
@@ -233,7 +252,12 @@ class JsonlReader(Reader):
                 try:
                     line = next(lines)
                     lineno += 1
-                    item = self._parse(line, lineno, builder)
+                    try:
+                        item = self._parse(line, lineno, builder)
+                    except (StorageError, OSError):
+                        raise
+                    except Exception as e:  # noqa: BLE001 - one line the reader cannot handle is rejected
+                        item = builder.reject(lineno, f"reader_error:{type(e).__name__}")
                     if item is not None:
                         items.append(item)
                     if builder.kinds is None:  # the column kinds never depend on batch_size
@@ -250,8 +274,6 @@ class JsonlReader(Reader):
                 except OSError as e:
                     self.errors.append(f"read error after line {lineno}: {type(e).__name__}: {e}")
                     break
-                except StorageError:
-                    raise
                 except Exception as e:  # noqa: BLE001 - bad data must not escape read()
                     self.errors.append(f"reader error at line {lineno}: {type(e).__name__}: {e}")
                     break
@@ -290,23 +312,26 @@ class JsonlReader(Reader):
             self.errors.append(stream.error)
 
     def _parse(self, line: bytes, lineno: int, builder: TableBuilder) -> tuple[dict, dict] | None:
+        """The row of one line: a document, or a reject row naming why the line is none (every
+        non-blank line is a record, so it is accounted for)."""
         if line is _TOO_LARGE:
             self.count("records", "json")
-            base = {"id": stable_id(builder.shard, lineno), "url": None, "date": None,
-                    "source": f"{builder.shard}:{lineno}", "html": None, "text": None,
-                    DROP_REASON: "too_large"}
-            return base, {}
+            return builder.reject(lineno, "too_large")
         if not line.strip():
             return None
         self.count("records", "json")
+        if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        try:  # surrogatepass: CESU-8 surrogates (Java's UTF-8) are repaired below, like \ud83d escapes
+            text = line.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return builder.reject(lineno, "invalid_utf8")
         try:
-            rec = json.loads(line)
+            rec = json.loads(text)
         except (ValueError, RecursionError):
-            self.count("skipped", "bad_json")
-            return None
+            return builder.reject(lineno, "invalid_json")
         if not isinstance(rec, dict):
-            self.count("skipped", "bad_json")
-            return None
+            return builder.reject(lineno, "not_an_object")
         if _MAYBE_SURROGATE.search(line):
             rec = _fix_surrogates(rec)
         return builder.base(rec, lineno)

@@ -73,29 +73,42 @@ class ParquetReader(Reader):
         except Exception as e:  # noqa: BLE001
             self.errors.append(f"cannot open: {type(e).__name__}: {e}")
             return
+        batch_size = max(1, int(batch_size))
         with f:
             try:
                 pf = pq.ParquetFile(f)
-                batches = pf.iter_batches(batch_size=max(1, int(batch_size)))
+                sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)]
             except StorageError:
                 raise
             except Exception as e:  # noqa: BLE001 - corrupt footer, not Parquet
                 self.errors.append(f"not a readable Parquet file: {type(e).__name__}: {e}")
                 return
             row = 0
-            while True:
+            for group, size in enumerate(sizes):  # one row group at a time: damage costs only its rows
+                end = row + size
                 try:
-                    raw = next(batches)
-                    out = self._convert(raw, shard, row)
-                except StopIteration:
-                    break
+                    for raw in pf.iter_batches(batch_size=batch_size, row_groups=[group]):
+                        out = self._convert(raw, shard, row)
+                        row += raw.num_rows
+                        yield out
                 except StorageError:
                     raise
-                except Exception as e:  # noqa: BLE001 - a corrupt row group ends the shard
-                    self.errors.append(f"corrupt Parquet data after row {row}: {type(e).__name__}: {e}")
-                    break
-                row += raw.num_rows
-                yield out
+                except Exception:  # noqa: BLE001 - the footer says how many rows the group had
+                    for lo in range(row, end, batch_size):
+                        yield self._unreadable(pf.schema_arrow, shard, lo, min(end, lo + batch_size))
+                row = end
+
+    def _unreadable(self, schema: pa.Schema, shard: str, lo: int, hi: int) -> pa.RecordBatch:
+        """Reject rows for rows lo..hi-1 (0-based) of a row group that cannot be decoded: the
+        file's columns, all null, so the batch looks like the others; ids from the row number."""
+        n = hi - lo
+        try:
+            empty = pa.RecordBatch.from_arrays([pa.nulls(n, f.type) for f in schema], schema=schema)
+        except (pa.ArrowException, TypeError, ValueError):  # a type without nulls: base columns only
+            empty = pa.RecordBatch.from_pydict({"row": pa.nulls(n, pa.string())}).drop_columns(["row"])
+        out = self._convert(empty, shard, lo)
+        i = out.schema.get_field_index(DROP_REASON)
+        return out.set_column(i, DROP_REASON, pa.array(["corrupt_row_group"] * n, pa.string()))
 
     def _convert(self, raw: pa.RecordBatch, shard: str, row0: int) -> pa.RecordBatch:
         n = raw.num_rows

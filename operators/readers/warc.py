@@ -1,12 +1,15 @@
 """WARC and ARC reader: HTML and text responses -> documents, everything else counted.
 
-Our own record parser (on `stream.ByteStream`) so that a truncated gzip member, a wrong
-Content-Length or a header without WARC-Type ends or skips cleanly with a message and the records
-before it kept. Payloads that are documents but unusable (PDF, images, oversized, undecodable) become
-rows with a `_drop_reason` so the engine's accounting of responses adds up.
+Our own record parser (on `stream.ByteStream`) so that damage costs only the damaged record: a
+wrong Content-Length or an unparseable header becomes a reject row and parsing resumes at the next
+record (next gzip member, or next `WARC/x.y` line); a truncated or corrupt gzip member ends the
+shard with a message and the records before it kept. Payloads that are documents but unusable (PDF,
+images, oversized, undecodable) are rows with a `_drop_reason` too, so the engine's accounting adds
+up.
 """
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections.abc import Iterator
@@ -25,6 +28,24 @@ from .base import RowBuffer, basename, check_params, stable_id
 from .stream import ByteStream
 
 _VERSION = re.compile(rb"^WARC/\d+\.\d+\s*$")
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+#: A named header field: `Name: value` (a line without a colon is damage, not a header).
+_HEADER_LINE = re.compile(_TOKEN + rb"[ \t]*:")
+#: Where a record begins: the version line, then a header field (or the end of the input).
+_VERSION_LINE = re.compile(rb"WARC/\d+\.\d+[ \t]*\r?\n")
+_RECORD_START = re.compile(_VERSION_LINE.pattern + rb"(?:" + _TOKEN + rb"[ \t]*:|\Z)")
+#: A record start whose version line is damaged: a short line without a colon, then a WARC field.
+#: After a block and a blank line it says the block's length was right and the next record is the
+#: damaged one.
+_DAMAGED_START = re.compile(rb"[^\r\n:]{1,64}\r?\nWARC-[A-Za-z-]+[ \t]*:")
+#: Where the parser may resume after damage: a record start; after a blank line, also a version line
+#: before a damaged header, or a damaged version line.
+_RESYNC_START = re.compile(_RECORD_START.pattern + rb"|(?:(?<=\n\r\n)|(?<=\n\n))(?:" +
+                           _VERSION_LINE.pattern + rb"|" + _DAMAGED_START.pattern + rb")")
+#: Bytes between records: the \r\n\r\n separator, and the padding some writers leave.
+_PAD = b"\x00\r\n \t"
+#: How far past a block the framing check looks for the separator and the next record.
+_TAIL = 4096
 _HEADER_LIMIT = 1 << 16
 _MAX_HEADERS = 512
 _WEB_SCHEMES = ("http", "https", "ftp", "file")
@@ -53,6 +74,9 @@ class Record:
     length: int
     truncated: bool = False
     arc: bool = False
+    #: Why the record could not be framed or parsed (`bad_content_length`, `bad_record_header`);
+    #: such a record is a reject row, and the parser has resynchronised after it.
+    damage: str | None = None
 
     @property
     def type(self) -> str:
@@ -64,7 +88,7 @@ class ParseStop(Exception):
 
 
 def _is_blank(line: bytes) -> bool:
-    return not line.strip(b"\x00\r\n \t")
+    return not line.strip(_PAD)
 
 
 def _parse_headers(lines: list[bytes]) -> dict[str, str]:
@@ -83,6 +107,37 @@ def _parse_headers(lines: list[bytes]) -> dict[str, str]:
     return out
 
 
+def _read_header(s: ByteStream) -> tuple[dict[str, str], str | None]:
+    """The named fields of a WARC record header, read up to its blank line, and what is wrong with
+    it: None, "truncated" (the input ends inside it), or why it cannot be parsed (then the read
+    stops at the bad line)."""
+    lines: list[bytes] = []
+    while True:
+        h = s.readline(_HEADER_LIMIT)
+        if not h:
+            return _parse_headers(lines), "truncated"
+        if _is_blank(h):
+            return _parse_headers(lines), None
+        if not h.endswith(b"\n"):
+            if len(h) < _HEADER_LIMIT:
+                return _parse_headers(lines), "truncated"
+            return _parse_headers(lines), "header line too long"
+        if h[:1] in (b" ", b"\t") and lines:
+            lines.append(h)  # a folded continuation of the previous field
+            continue
+        if not _HEADER_LINE.match(h):
+            return _parse_headers(lines), "not a header line"
+        if len(lines) >= _MAX_HEADERS:
+            return _parse_headers(lines), f"more than {_MAX_HEADERS} header lines"
+        lines.append(h)
+
+
+def _content_length(headers: dict[str, str]) -> int | None:
+    """The declared block length; None when missing, not a decimal number, or negative."""
+    v = headers.get("content-length", "").strip()
+    return int(v) if v.isascii() and v.isdigit() else None
+
+
 def _next_line(s: ByteStream) -> bytes | None:
     """The next non-blank line; None at a clean end of input, ParseStop when the stream broke."""
     line = s.readline()
@@ -95,13 +150,74 @@ def _next_line(s: ByteStream) -> bytes | None:
     return line
 
 
+def _tail_ok(s: ByteStream, end: int) -> tuple[bool, bool]:
+    """After a block ending `end` bytes past the read position: (do the record separator and the
+    next record start, or the end of the input, follow it; does a gzip member end there)."""
+    pad = s.peek_at(end, 64)
+    rest = pad.lstrip(_PAD)
+    if not rest and len(pad) == 64:  # a long run of padding: look further
+        pad = s.peek_at(end, _TAIL)
+        rest = pad.lstrip(_PAD)
+    q = end + len(pad) - len(rest)  # first byte after the separator
+    e = s.pos + end
+    if s.member_starts_in(e - 1, s.pos + q):
+        return True, True
+    if not rest:  # the input ends (or a run of padding longer than we look at)
+        return True, s.ensure(q + 1) <= q
+    head = s.peek_at(q, 512)
+    if _VERSION_LINE.match(head):  # the next record starts here (its header may still be damaged)
+        return True, False
+    sep = pad[: q - end]  # a damaged next record only after a whole separator (a blank line)
+    return bool((b"\n\r\n" in sep or b"\n\n" in sep) and _DAMAGED_START.match(head)), False
+
+
+def _starts_record(s: ByteStream, delta: int) -> bool:
+    """Does a record (maybe with a damaged version line) start `delta` bytes past the read
+    position, after padding? Asked at gzip member starts."""
+    head = s.peek_at(delta, 1024).lstrip(_PAD)
+    return bool(_RECORD_START.match(head) or _DAMAGED_START.match(head))
+
+
+def _aligned(s: ByteStream, start: int, own_member: bool | None) -> bool:
+    """Is the record at `start` one gzip member of its own (then the next record is the next
+    member)? Yes when it starts a member and the record before filled one (for the first record:
+    when the file has more than one member). Asked when needed: looking ahead decodes members."""
+    per_member = s.member_count > 1 if own_member is None else own_member
+    return per_member and s.is_member_start(start)
+
+
+def _resync(s: ByteStream, start: int, aligned: bool, line_start: bool = True) -> bool:
+    """Move to the next record start after a damaged record that began at decoded position `start`:
+    the next gzip member when records are one per member, else the next `WARC/x.y` line followed
+    by a header field. Returns whether the next record starts a member of its own."""
+    if aligned:
+        s.skip_to_member_after(start)
+        return True
+    s.scan_to(_RESYNC_START, line_start)
+    return False
+
+
 def iter_records(s: ByteStream, want, max_bytes: int, line_mode: bool = False) -> Iterator[Record]:
     """Records of a WARC (or ARC) stream. `want(headers)` says whether to keep the block in memory.
+
+    A record whose Content-Length is missing, not a number, or wrong (the bytes after the declared
+    block are not a record separator and the next record start) or whose header cannot be parsed is
+    yielded with `damage` set, and parsing resumes at the next record: the next gzip member when the
+    file is one record per member (the usual layout), else the next `WARC/x.y` line followed by a
+    header field, looked for from the end of the damaged header (a Content-Length too long may have
+    swallowed the records after it). Look-ahead is bounded by `max_bytes` plus a few KB; a larger
+    block is skipped as a stream, and found wrong, is scanned again from its start (the file is
+    sought back; a stream that cannot seek is scanned on from where the block ended).
+    What framing cannot tell: a length that ends exactly where a later record starts (the records
+    between are read as this one's block), and, outside one-record-per-member gzip, a length that
+    runs past the end of the file with no record after it (read as a truncated last record).
 
     In line mode (WET) a block runs to the next `WARC/x.y` line, whatever Content-Length says:
     CCNet's WET files count characters there, not bytes.
     """
     first = True
+    resynced = False  # did the parser just skip past a damaged record?
+    own_member: bool | None = None  # did the last record fill a gzip member of its own?
     while True:
         line = _next_line(s)
         if line is None:
@@ -111,59 +227,143 @@ def iter_records(s: ByteStream, want, max_bytes: int, line_mode: bool = False) -
         if first and line.startswith(b"filedesc://"):
             yield from _arc_records(s, line, offset, want, max_bytes)
             return
+        aligned = functools.partial(_aligned, s, start, own_member)
+
         if not _VERSION.match(line):
             if s.error:
                 raise ParseStop(s.error)
-            hint = "" if first else " (wrong Content-Length before it?)"
-            raise ParseStop(f"no WARC record at offset {offset}{hint}: {line[:60]!r}")
-        hlines = []
-        while True:
-            h = s.readline(_HEADER_LIMIT)
-            if not h:
-                raise ParseStop(s.error or f"truncated record header at offset {offset}")
-            if _is_blank(h):
-                break
-            hlines.append(h)
-            if len(hlines) > _MAX_HEADERS:
-                raise ParseStop(f"record header at offset {offset} has more than {_MAX_HEADERS} lines")
-        headers = _parse_headers(hlines)
-        first = False
+            damaged_start = bool(_DAMAGED_START.match(line + s.peek_at(0, 256)))
+            if first and not damaged_start:
+                raise ParseStop(f"no WARC record at offset {offset}: {line[:60]!r}")
+            # bytes where a record should start; right after a resync, the rest of the damaged one
+            if damaged_start or not resynced:
+                yield Record(offset, {}, None, 0, damage="bad_record_header")
+            first = False
+            own_member = _skip_line_block(s) if line_mode else _resync(s, start, aligned(), line.endswith(b"\n"))
+            resynced = True
+            continue
+        first = resynced = False
+        headers, problem = _read_header(s)
+        if problem == "truncated":
+            yield Record(offset, headers, None, 0, truncated=True)
+            raise ParseStop(s.error or f"truncated record header at offset {offset}")
+        if problem:
+            yield Record(offset, headers, None, 0, damage="bad_record_header")
+            own_member = (_skip_line_block(s) if line_mode else
+                          _resync(s, start, aligned(), problem != "header line too long"))
+            resynced = True
+            continue
         if line_mode:
             rec = _line_block(s, headers, offset, want, max_bytes)
             yield rec
             if rec.truncated:
                 raise ParseStop(s.error or f"truncated record at offset {offset}")
             continue
-        try:
-            length = int(headers.get("content-length", "").strip())
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            raise ParseStop(f"record at offset {offset} has no valid Content-Length "
-                            f"({headers.get('content-length')!r})") from None
-        keep = want(headers) and length <= max_bytes
-        if keep:
-            block = s.read(length)
-            got = len(block)
+        length = _content_length(headers)
+        if length is None:
+            yield Record(offset, headers, None, 0, damage="bad_content_length")
+            own_member = _resync(s, start, aligned())
+            resynced = True
+            continue
+        if length <= max_bytes:
+            rec, own_member = yield from _framed_block(s, headers, offset, start, length, want, aligned)
         else:
-            block = None
-            got = s.skip(length)
-        rec = Record(offset, headers, block, length, truncated=got < length)
-        if rec.truncated:
+            rec, own_member = yield from _streamed_block(s, headers, offset, start, length, aligned)
+        if rec is not None:
             yield rec
-            raise ParseStop(s.error or f"truncated record at offset {offset}: file ends after {got} of "
-                                       f"{length} bytes")
-        yield rec
+        resynced = rec is None
+
+
+def _framed_block(s: ByteStream, headers, offset, start, length, want, aligned):
+    """A block of at most max_bytes, looked at before it is consumed: its framing is checked, and on
+    damage the scan for the next record starts right after the header, still buffered. Returns (the
+    record or None, whether it fills a gzip member of its own); a damaged record is yielded here."""
+    h = s.pos
+    got = s.ensure(length + _TAIL)
+    nxt = next((b for b in s.member_starts_in(h, h + min(got, length) - 1) if _starts_record(s, b - h)), None)
+    if nxt is not None and aligned():  # declared past its gzip member, and a record starts the next one
+        s.skip(nxt - h)
+        yield Record(offset, headers, None, length, damage="bad_content_length")
+        return None, True
+    if got < length:  # the input ends inside the declared block
+        if aligned():
+            s.skip(got)
+            if s.error:
+                yield Record(offset, headers, None, length, truncated=True)
+                raise ParseStop(s.error)
+            yield Record(offset, headers, None, length, damage="bad_content_length")
+            return None, True
+        if s.scan_to(_RESYNC_START):  # a record starts inside: the length was wrong, not the file cut
+            yield Record(offset, headers, None, length, damage="bad_content_length")
+            return None, False
+        yield Record(offset, headers, None, length, truncated=True)
+        raise ParseStop(s.error or f"truncated record at offset {offset}: file ends after {got} of "
+                                   f"{length} bytes")
+    ok, at_member_end = _tail_ok(s, length)
+    if not ok:
+        yield Record(offset, headers, None, length, damage="bad_content_length")
+        return None, _resync(s, start, aligned())
+    block = s.read(length) if want(headers) else None
+    if block is None:
+        s.skip(length)
+    return Record(offset, headers, block, length), s.is_member_start(start) and at_member_end
+
+
+def _streamed_block(s: ByteStream, headers, offset, start, length, aligned):
+    """A block larger than max_bytes, skipped without holding it (it becomes a `too_large` row when
+    it is a document); on damage the file is read again from the end of the header."""
+    h = s.pos
+    per_member = aligned()
+    got = 0
+    while got < length:
+        got += s.skip_in_member(length - got) if per_member else s.skip(length - got)
+        if not (got < length and per_member and s.is_member_start(s.pos) and not _starts_record(s, 0)):
+            break  # (a member that does not start a record continues this one: read on)
+    if got < length:
+        if per_member:  # a member boundary (or the end) came first: declared too long
+            if s.error:
+                yield Record(offset, headers, None, length, truncated=True)
+                raise ParseStop(s.error)
+            yield Record(offset, headers, None, length, damage="bad_content_length")
+            return None, True
+        if s.seek(h) and s.scan_to(_RESYNC_START):
+            yield Record(offset, headers, None, length, damage="bad_content_length")
+            return None, False
+        yield Record(offset, headers, None, length, truncated=True)
+        raise ParseStop(s.error or f"truncated record at offset {offset}: file ends after {got} of "
+                                   f"{length} bytes")
+    ok, at_member_end = _tail_ok(s, 0)
+    if not ok:
+        yield Record(offset, headers, None, length, damage="bad_content_length")
+        if per_member:
+            s.skip_to_member_after(start)
+            return None, True
+        back = s.seek(h)  # when the file cannot seek, the scan goes on from here
+        s.scan_to(_RESYNC_START, back)
+        return None, False
+    return Record(offset, headers, None, length), s.is_member_start(start) and at_member_end
+
+
+def _skip_line_block(s: ByteStream) -> bool:
+    """In line mode the rest of a damaged record runs to the next `WARC/x.y` line."""
+    _line_block(s, {}, "", lambda h: False, 0)
+    return False
 
 
 def _line_block(s: ByteStream, headers, offset, want, max_bytes) -> Record:
+    """A block that runs to the next `WARC/x.y` line, or to a damaged one after a blank line (so a
+    damaged record is not read as the end of this one's text)."""
     keep = want(headers)
     parts: list[bytes] = []
     size = 0
+    blank = False
     while True:
         nxt = s.peekline()
         if not nxt or _VERSION.match(nxt):
             break
+        if blank and len(nxt) <= 66 and _DAMAGED_START.match(s.peek_at(0, 256)):
+            break
+        blank = _is_blank(nxt)
         s.readline()
         size += len(nxt)
         if keep and size <= max_bytes:
@@ -186,6 +386,7 @@ def _arc_records(s: ByteStream, line: bytes, offset: str, want, max_bytes) -> It
             if length < 0 or len(fields) < nfixed + 1:
                 raise ValueError
         except (ValueError, IndexError):
+            yield Record(offset, {}, None, 0, arc=True, damage="bad_record_header")
             raise ParseStop(f"bad ARC record header at offset {offset}: {line[:80]!r}") from None
         url = "%20".join(fields[: len(fields) - nfixed])
         date = fields[len(fields) - nfixed + 1] if version == 1 else fields[-8]
@@ -415,7 +616,6 @@ class WarcReader(Reader):
                 try:
                     rec = next(records)
                     last_offset = rec.offset
-                    self._row(rec, name, rows, seen)
                 except StopIteration:
                     break
                 except ParseStop as e:
@@ -427,6 +627,13 @@ class WarcReader(Reader):
                     self.errors.append(f"reader error after record at offset {last_offset}: "
                                        f"{type(e).__name__}: {e}")
                     break
+                try:
+                    self._row(rec, name, rows, seen)
+                except StorageError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - one record the reader cannot handle is rejected
+                    rows.add(id=stable_id(name, rec.offset), source=f"{name}:{rec.offset}",
+                             reason=f"reader_error:{type(e).__name__}")
                 if rows.full():
                     yield rows.flush()
         if rows.n:
@@ -437,10 +644,18 @@ class WarcReader(Reader):
         return t in ("response", "resource", "conversion")
 
     def _row(self, rec: Record, name: str, rows: RowBuffer, seen: set[str]) -> None:
-        rtype = rec.type
-        self.count("records", rtype)
         h = rec.headers
         url = clean_url(h.get("warc-target-uri"))
+        if rec.damage:  # whatever its header says, a record that cannot be framed is not trusted
+            self.count("records", "damaged")
+            rid = record_id(h) if rec.damage != "bad_record_header" else None
+            rid = stable_id(name, rec.offset) if rid is None or rid in seen else rid
+            seen.add(rid)
+            rows.add(id=rid, url=url, date=h.get("warc-date") or None, source=f"{name}:{rec.offset}",
+                     reason=rec.damage)
+            return
+        rtype = rec.type
+        self.count("records", rtype)
         if rtype not in ("response", "resource", "conversion"):
             self.count("skipped", rtype)
             return
