@@ -404,3 +404,39 @@ class _RequestCounter(logging.Handler):
         m = self.LINE.search(self.ANSI.sub("", record.getMessage()))
         if m and m.group(2) == self.s3.BUCKET:
             self.s3.log_request(m.group(1), urllib.parse.unquote(m.group(3)))
+
+
+# ------------------------------------------------------------------------------------ golden output
+
+#: The default job's output on samples/ as it was before the engine was restructured (issue 10),
+#: over the columns that later work was not meant to change (perplexity and bucket follow the
+#: bundled models, and new signal columns are not in the list). Change these only on purpose.
+DEFAULT_JOB_COLUMNS = (
+    "date", "extract_html_bytes", "id", "language", "language_score", "line_dedup_length", "line_dedup_nlines",
+    "line_dedup_original_length", "line_dedup_original_nlines", "pii_emails", "pii_ips", "quality_alpha_word_frac",
+    "quality_bullet_line_frac", "quality_c4_curly_bracket", "quality_c4_lines_removed", "quality_c4_lorem_ipsum",
+    "quality_c4_sentences", "quality_dup_10gram_char_frac", "quality_dup_5gram_char_frac",
+    "quality_dup_6gram_char_frac", "quality_dup_7gram_char_frac", "quality_dup_8gram_char_frac",
+    "quality_dup_9gram_char_frac", "quality_dup_line_char_frac", "quality_dup_line_frac",
+    "quality_dup_para_char_frac", "quality_dup_para_frac", "quality_ellipsis_line_frac",
+    "quality_fineweb_dup_line_char_ratio", "quality_fineweb_line_punct_ratio", "quality_fineweb_lines",
+    "quality_fineweb_newline_word_ratio", "quality_fineweb_short_line_ratio", "quality_mean_word_length",
+    "quality_stop_word_count", "quality_symbol_word_ratio", "quality_top_2gram_char_frac",
+    "quality_top_3gram_char_frac", "quality_top_4gram_char_frac", "quality_word_count", "source", "text", "url",
+    "url_filter_domain", "url_filter_keyword")
+DEFAULT_JOB_DIGEST = {"documents": "732c01611fa549dc", "rejects": "ec76a02851d30bc1"}
+
+
+def table_digest(table, columns) -> str:
+    """sha256 (16 hex) of the rows' values in the named columns, independent of row order."""
+    import hashlib
+    missing = [c for c in columns if c not in table.schema.names]
+    assert not missing, f"columns missing from the output: {missing}"
+    rows = sorted(json.dumps({c: r[c] for c in columns}, sort_keys=True, default=str) for r in table.to_pylist())
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+
+
+def output_digest(out) -> dict[str, str]:
+    from operators.writers import read_documents, read_rejects
+    return {"documents": table_digest(read_documents(str(out)), DEFAULT_JOB_COLUMNS),
+            "rejects": table_digest(read_rejects(str(out)), ("id", "operator", "reason", "source", "url"))}

@@ -10,7 +10,7 @@ import pytest
 from engine.errors import JobError
 from jobs.runjob import run_job
 from operators.writers import read_documents, read_rejects
-from support import drop_sevens_job
+from support import DEFAULT_JOB_DIGEST, drop_sevens_job, output_digest
 
 
 def test_cli_run_default_job_on_bundled_samples(tmp_path, repo):
@@ -23,6 +23,8 @@ def test_cli_run_default_job_on_bundled_samples(tmp_path, repo):
     assert stats["total"]["documents_kept"] > 0
     assert list((out / "documents").glob("language=*/bucket=*/*.parquet"))
     assert "documents read" in proc.stdout
+    # the same documents and decisions as before the engine was restructured
+    assert output_digest(out) == DEFAULT_JOB_DIGEST
 
 
 def test_expand_multi_value_input_flag():
