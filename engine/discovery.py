@@ -40,7 +40,8 @@ def find_inputs(patterns: Iterable[str], exclude: Iterable[str] = ()) -> Inputs:
         found: list[str] = []
         for p in paths:
             if local:
-                _walk_local(p, found, skipped, excluded, set())
+                if os.path.lexists(p):  # a name that is not there matches nothing
+                    _walk_local(p, found, skipped, excluded, set())
             else:
                 _walk_remote(fs, p, found, skipped, excluded)
         if not found and not any(k.startswith(tuple(paths)) for k in skipped):
