@@ -6,8 +6,8 @@ Figures:
   `langid` operator (fastText lid.176, the same library on the same documents) for the classifier,
   and a per-document Python implementation of the same importance formula (what RedPajama-V2's
   signal code does per document) for the vectorised importance operator;
-- on the held-out pages of the article-extraction benchmark (benchmarks.signal_corpus: never seen
-  in training), the AUC of each bundled model separating the page's article text from its
+- on the held-out pages of the article-extraction benchmark (benchmarks.corpora.signal_corpus: sites
+  never seen in training), the AUC of each bundled model separating the page's article text from its
   boilerplate lines and from the same article lines with their words shuffled.
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _cpu_rate(fn, batches) -> float:
 
 
 def run(quick: bool = True) -> dict:
-    from benchmarks.signal_corpus import heldout_pages
+    from benchmarks.corpora.signal_corpus import heldout_pages
     from engine.documents import TEXT, make_batch
     from operators.classifier import Classifier, metadata_path
     from operators.importance import Importance
@@ -119,12 +119,14 @@ def run(quick: bool = True) -> dict:
         "classifier_docs_per_s_per_core": round(rates["classifier"], 1),
         "classifier_vs_langid": round(rates["classifier"] / rates["langid (peer: fastText lid.176)"], 2),
         "importance_docs_per_s_per_core": round(rates["importance"], 1),
-        "importance_vs_python_reference": round(rates["importance"] / rates["importance, per-document Python (peer)"], 1),
+        "importance_vs_python_reference": round(
+            rates["importance"] / rates["importance, per-document Python (peer)"], 1),
         "mean_doc_kb": round(mean_kb, 2),
     })
     notes = [
         "AUC: probability that a page's article text outscores a page's boilerplate (or shuffled) text; 0.5 is chance.",
-        "Held-out pages: article-extraction benchmark pages with sha256 keys starting 0-7; no text of them is in training.",
+        "Held-out pages: the article-extraction benchmark pages of half of its sites "
+        "(benchmarks/corpora/signal_corpus.py); no page of those sites is in training.",
         "Shuffled text has the article's own words: a bag-of-words signal can only tell it apart through bigrams.",
     ]
     return {"figures": fig, "rows": rows, "notes": notes,

@@ -185,12 +185,17 @@ def _mount_optional() -> None:
             app.command(name=cmd)(getattr(submit, cmd))
     except ImportError:
         pass
+    from jobs import classifier_cmd
+    app.add_typer(classifier_cmd.classifier_app, name="classifier",
+                  help="Train fastText quality classifiers (the `classifier` operator's models).")
+    app.add_typer(classifier_cmd.importance_app, name="importance",
+                  help="Train hashed n-gram importance models (the `importance` operator's models).")
 
 
 _mount_optional()
 
 
-MULTI_VALUE_OPTIONS = ("-i", "--input", "--against")
+MULTI_VALUE_OPTIONS = ("-i", "--input", "--against", "--positive", "--negative", "--target", "--source")
 #: `--set k=v k2=v2`: further values are taken while they look like key=value (a job file does not)
 MULTI_SET_OPTIONS = ("--set",)
 

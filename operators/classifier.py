@@ -24,19 +24,9 @@ import numpy as np
 import pyarrow as pa
 from pydantic import field_validator
 
-from engine.documents import TEXT, set_column
-from engine.operator import Operator, Params, Resources, Result, register
+from engine.operator import Resources, register
 from operators.langid import LABEL_PREFIX, load_model, normalize
-from operators.signals import (
-    check_languages,
-    check_name,
-    language_mask,
-    resolve_model,
-    score_column,
-    scored_languages,
-    signal_name,
-    threshold_decision,
-)
+from operators.signals import SignalOperator, SignalParams
 
 DEFAULT_MODEL = "wikipedia"
 MODEL_SUFFIXES = (".ftz", ".bin")
@@ -75,30 +65,12 @@ def label_probabilities(model, texts: list[str], label: str) -> np.ndarray:
     return np.minimum(out, 1.0)
 
 
-class ClassifierParams(Params):
-    #: Signal name: the column is `<name>_score`, the operator's stats and rejects use it, so that
-    #: several classifiers run in one job under different names. Default: the model file's name.
-    name: str | None = None
+class ClassifierParams(SignalParams):
     #: A bundled model name (models/signals/<name>.ftz) or a path to a fastText supervised model.
     model: str = DEFAULT_MODEL
     #: The label whose probability is the score (without "__label__"); default: the one recorded
     #: beside the model by `decant classifier train` ("positive").
     label: str | None = None
-    #: Drop documents scoring below this ("<name>_below_threshold"); null: annotate only.
-    threshold: float | None = None
-    #: Score only rows whose `language` is one of these (others get null and are never dropped).
-    #: "model": the model's recorded language when there is one and the batch has a language column.
-    languages: list[str] | str = "model"
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, v: str | None) -> str | None:
-        return check_name(v)
-
-    @field_validator("languages")
-    @classmethod
-    def _valid_languages(cls, v):
-        return check_languages(v)
 
     @field_validator("threshold")
     @classmethod
@@ -109,57 +81,34 @@ class ClassifierParams(Params):
 
 
 @register
-class Classifier(Operator):
+class Classifier(SignalOperator):
     """fastText probability of a label -> `<name>_score` (float32); optional drop below a threshold."""
 
     name = "classifier"
-    inputs = (TEXT,)
+    signal = "score"
+    model_suffixes = MODEL_SUFFIXES
     resources = Resources(cpus=1.0, memory_mb=512)
     Params = ClassifierParams
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self.model_path = resolve_model(self.params.model, MODEL_SUFFIXES)  # fails at validation
         meta = read_metadata(self.model_path)
-        self.name = self.params.name or signal_name(self.model_path.name.split(".")[0])
-        self.column = f"{self.name}_score"
         self.label = self.params.label or meta.get("label") or POSITIVE
         known = meta.get("labels")
         if known and self.label not in known:
             raise ValueError(f"label {self.label!r} is not one of the model's labels {known}")
         self.language = meta.get("language")
-        self._model = None
 
-    def output_columns(self) -> tuple[str, ...]:
-        return (self.column,)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_model"] = None
-        state["_ready"] = False
-        return state
-
-    def setup(self) -> None:
+    def load(self):
         model = load_model(str(self.model_path))
         labels = [lab.removeprefix(LABEL_PREFIX) for lab in model.get_labels()]
         if self.label not in labels:
             raise ValueError(f"{self.model_path}: no label {self.label!r}; the model has {labels}")
-        self._model = model
+        return model
 
-    def scores(self, texts: pa.Array) -> np.ndarray:
+    def model_language(self) -> str | None:
+        return self.language
+
+    def score(self, texts: pa.Array) -> np.ndarray:
         """P(label) for a text column (nulls score as empty text)."""
-        if self._model is None:
-            self.setup()
-        return label_probabilities(self._model, prepare(texts), self.label)
-
-    def process(self, batch: pa.RecordBatch) -> Result:
-        p = self.params
-        scored = language_mask(batch, scored_languages(p.languages, self.language))
-        col = batch.column(TEXT)
-        scores = np.zeros(batch.num_rows, dtype=np.float64)
-        if scored is None:
-            scores[:] = self.scores(col)
-        elif scored.any():
-            scores[scored] = self.scores(col.filter(pa.array(scored)))
-        keep, reasons = threshold_decision(self.name, scores, scored, p.threshold)
-        return Result(set_column(batch, self.column, score_column(scores, scored)), keep, reasons)
+        return label_probabilities(self.model, prepare(texts), self.label)

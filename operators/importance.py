@@ -14,10 +14,11 @@ as DSIR (Xie et al. 2023) and RedPajama-V2's `*_importance` signals compute it. 
 distributions (means taken on target and source) is added, as RedPajama-V2's
 `*_importance_length_correction` does: k * (log l_t - log l_s) - (l_t - l_s) for k words.
 
-The weight is a sum, so it grows in magnitude with length: compare documents of similar length, or
-threshold with that in mind. Hashing, bucketing and the sums run over the whole batch at once in
-numpy (no Python object per word). Models are `.npz` files (see `ImportanceModel`); `decant
-importance train` writes them; `model: curated` names the bundled one in models/signals/.
+The weight is a sum, so it grows in magnitude with length; `per_word` divides it by the word count,
+which makes one threshold fit short and long documents alike. Hashing, bucketing and the sums run
+over the whole batch at once in numpy (no Python object per word). Models are `.npz` files (see
+`ImportanceModel`); `decant importance train` writes them; `model: curated` names the bundled one in
+models/signals/.
 
 Drop reason (only with `threshold`): "<name>_below_threshold".
 """
@@ -30,21 +31,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field, field_validator
+import pyarrow.compute as pc
+from pydantic import Field
 
-from engine.documents import TEXT, set_column
-from engine.operator import Operator, Params, Resources, Result, register
+from engine.operator import Resources, register
 from operators.dedup.minhash import fmix64, word_hashes
-from operators.signals import (
-    check_languages,
-    check_name,
-    language_mask,
-    resolve_model,
-    score_column,
-    scored_languages,
-    signal_name,
-    threshold_decision,
-)
+from operators.signals import SignalOperator, SignalParams
 
 DEFAULT_MODEL = "curated"
 MODEL_SUFFIX = ".npz"
@@ -120,85 +112,51 @@ class ImportanceModel:
             return cls(z["log_p_target"], z["log_p_source"], float(z["mean_words_target"]),
                        float(z["mean_words_source"]), meta)
 
-    def weights(self, texts: Sequence[str], length_correction: bool = False) -> np.ndarray:
-        """log p_target(x) - log p_source(x) for every text (float64)."""
+    def weights(self, texts: Sequence[str], length_correction: bool = False, per_word: bool = False) -> np.ndarray:
+        """log p_target(x) - log p_source(x) for every text (float64); `per_word` divides by the
+        word count (0 for a text without words)."""
         feats, docs, nwords = ngram_features(texts, self.buckets)
         out = np.bincount(docs, weights=self.log_ratio[feats], minlength=len(nwords))
         if length_correction:
             lt, ls = self.mean_words_target, self.mean_words_source
             out += nwords * (np.log(lt) - np.log(ls)) - (lt - ls)
+        if per_word:
+            out = np.divide(out, nwords, out=np.zeros_like(out), where=nwords > 0)
         return out
 
 
-class ImportanceParams(Params):
-    #: Signal name: the column is `<name>_importance`, the operator's stats and rejects use it
-    #: (several importance steps can run in one job under different names). Default: the model's name.
-    name: str | None = None
+class ImportanceParams(SignalParams):
     #: A bundled model name (models/signals/<name>.npz) or a path to an .npz of `decant importance train`.
     model: str = DEFAULT_MODEL
     #: Add the Poisson document-length log ratio (RedPajama-V2's length-corrected variant).
     length_correction: bool = False
-    #: Drop documents whose weight is below this ("<name>_below_threshold"); null: annotate only.
-    threshold: float | None = None
-    #: Score only rows whose `language` is one of these (others get null and are never dropped).
-    #: "model": the model's own language when it records one and the batch has a language column.
-    languages: list[str] | str = "model"
+    #: Divide the weight by the document's word count: comparable across lengths, so one
+    #: threshold suits short and long documents (the sum is DSIR's and RedPajama-V2's).
+    per_word: bool = False
     batch_rows: int = Field(4096, ge=1, description="documents hashed at once (bounds memory)")
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, v: str | None) -> str | None:
-        return check_name(v)
-
-    @field_validator("languages")
-    @classmethod
-    def _valid_languages(cls, v):
-        return check_languages(v)
 
 
 @register
-class Importance(Operator):
+class Importance(SignalOperator):
     """Hashed uni/bigram log importance weight (target vs source) -> `<name>_importance` (float32)."""
 
     name = "importance"
-    inputs = (TEXT,)
+    signal = "importance"
+    model_suffixes = (MODEL_SUFFIX,)
     resources = Resources(cpus=1.0, memory_mb=256)
     Params = ImportanceParams
 
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        self.model_path = resolve_model(self.params.model, (MODEL_SUFFIX,))  # fails at validation
-        self.name = self.params.name or signal_name(self.model_path.name.split(".")[0])
-        self.column = f"{self.name}_importance"
-        self._model: ImportanceModel | None = None
+    def load(self) -> ImportanceModel:
+        return ImportanceModel.load(self.model_path)
 
-    def output_columns(self) -> tuple[str, ...]:
-        return (self.column,)
+    def model_language(self) -> str | None:
+        return self.model.language
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_model"] = None
-        state["_ready"] = False
-        return state
-
-    def setup(self) -> None:
-        self._model = ImportanceModel.load(self.model_path)
-
-    @property
-    def model(self) -> ImportanceModel:
-        if self._model is None:
-            self.setup()
-        return self._model
-
-    def process(self, batch: pa.RecordBatch) -> Result:
+    def score(self, texts: pa.Array) -> np.ndarray:
         p = self.params
-        n = batch.num_rows
-        scored = language_mask(batch, scored_languages(p.languages, self.model.language))
-        rows = np.arange(n) if scored is None else np.flatnonzero(scored)
-        texts = batch.column(TEXT).to_pylist()
-        scores = np.zeros(n, dtype=np.float64)
-        for lo in range(0, len(rows), p.batch_rows):
-            part = rows[lo:lo + p.batch_rows]
-            scores[part] = self.model.weights([texts[i] or "" for i in part.tolist()], p.length_correction)
-        keep, reasons = threshold_decision(self.name, scores, scored, p.threshold)
-        return Result(set_column(batch, self.column, score_column(scores, scored)), keep, reasons)
+        values = pc.fill_null(texts, "").to_pylist()
+        out = np.zeros(len(values), dtype=np.float64)
+        for lo in range(0, len(values), p.batch_rows):
+            out[lo:lo + p.batch_rows] = self.model.weights(values[lo:lo + p.batch_rows], p.length_correction,
+                                                           p.per_word)
+        return out

@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import os
+import random
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -70,18 +71,36 @@ def read_texts(paths: Iterable[str | os.PathLike], text_field: str = "auto", lan
         if eio.exists(f"{p.rstrip('/')}/documents"):
             take(read_documents(p, columns=[TEXT, LANGUAGE]))
             continue
-        for f in find_inputs([p]).files:
+        found = find_inputs([p])
+        if not found.files:
+            why = "; ".join(f"{k}: {v}" for k, v in found.skipped.items())
+            raise FileNotFoundError(f"input {p!r} matches no readable file ({why})")
+        for f in found.files:
             fmt = detect_format(f)
             if fmt not in TRAINING_FORMATS:
                 raise ValueError(f"{f}: training reads JSONL(.gz) or Parquet documents or a decant output "
                                  f"folder; this looks like {fmt}")
+            before = len(texts)
             reader = open_reader(f, fmt, text_field=text_field)
             for batch in reader.read(f, 1024):
                 take(batch)
+            if len(texts) == before:
+                problems = "; ".join(reader.errors) or f"no non-empty text (text field: {text_field!r})"
+                raise ValueError(f"{f}: no documents read: {problems}")
     if max_docs is not None and len(texts) > max_docs:
         pick = np.sort(np.random.default_rng(seed).choice(len(texts), size=max_docs, replace=False))
         texts = [texts[i] for i in pick.tolist()]
     return texts
+
+
+def shuffle_words(text: str, rng: random.Random) -> str:
+    """The text with the words of every line in random order: the same words, no syntax."""
+    out = []
+    for line in text.split("\n"):
+        words = line.split()
+        rng.shuffle(words)
+        out.append(" ".join(words))
+    return "\n".join(out)
 
 
 def split_heldout(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -130,10 +149,11 @@ def binary_metrics(positive_scores: np.ndarray, negative_scores: np.ndarray, thr
 # ---------------------------------------------------------------------------------------------
 
 def train_classifier(positive: Sequence[str], negative: Sequence[str], out: str | os.PathLike, *,
-                     heldout: float = 0.1, seed: int = 0, epoch: int = 20, lr: float = 0.2, dim: int = 32,
+                     heldout: float = 0.1, seed: int = 0, epoch: int = 20, lr: float = 0.2, dim: int = 16,
                      word_ngrams: int = 2, min_count: int = 2, bucket: int = 200_000,
                      quantize: bool | None = None, cutoff: int = 50_000, threshold: float = 0.5,
-                     language: str | None = None, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+                     shuffled_negatives: float = 0.0, language: str | None = None,
+                     inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train a fastText supervised model, positive vs negative texts, and write it to `out` with
     `out` minus suffix + .json (labels, language, held-out metrics, training settings).
 
@@ -141,6 +161,11 @@ def train_classifier(positive: Sequence[str], negative: Sequence[str], out: str 
     thread with a fixed seed, so a rebuild on the same versions gives the same model. `quantize`
     (default: when `out` ends in .ftz) compresses it with product quantisation, keeping the
     `cutoff` most useful words and n-grams and retraining after pruning.
+
+    `shuffled_negatives`: add word-shuffled copies of that share of the training positives as
+    negatives, so that the model learns from word order (bigrams) and not only from vocabulary:
+    without them a bag-of-words model scores shuffled prose as high as the prose. The held-out
+    figures always include `auc_vs_shuffled`: held-out positives against their own shuffled copies.
     """
     import fasttext
 
@@ -154,10 +179,17 @@ def train_classifier(positive: Sequence[str], negative: Sequence[str], out: str 
             raise ValueError(f"need at least 2 non-empty {label} documents, got {len(texts)}")
     train_rows: list[str] = []
     held: dict[str, list[str]] = {}
+    shuffler = random.Random(seed)
+    n_shuffled = 0
     for label, texts in sides.items():
         tr, ho = split_heldout(len(texts), heldout, rng)
         train_rows.extend(f"__label__{label} {texts[i]}" for i in tr.tolist())
         held[label] = [texts[i] for i in ho.tolist()]
+        if label == POSITIVE and shuffled_negatives > 0:
+            k = int(round(len(tr) * min(shuffled_negatives, 1.0)))
+            picked = np.sort(rng.choice(tr, size=k, replace=False)) if k else []
+            train_rows.extend(f"__label__{NEGATIVE} {shuffle_words(texts[i], shuffler)}" for i in picked)
+            n_shuffled = k
     train_rows = [train_rows[i] for i in rng.permutation(len(train_rows)).tolist()]
     if quantize is None:
         quantize = out.suffix == ".ftz"
@@ -167,22 +199,28 @@ def train_classifier(positive: Sequence[str], negative: Sequence[str], out: str 
         train_path = os.path.join(tmp, "train.txt")
         with open(train_path, "w", encoding="utf-8") as f:
             f.write("\n".join(train_rows) + "\n")
-        with contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stderr(io.StringIO()), zero_filled_allocations() as zeroed:
+            if not zeroed:  # more threads than blocks fill the whole matrix, at the cost of determinism
+                settings["thread"] = 11
             model = fasttext.train_supervised(input=train_path, verbose=0, **settings)
             if quantize:
-                model.quantize(input=train_path, qnorm=True, retrain=True, cutoff=cutoff, thread=1, verbose=0)
+                model.quantize(input=train_path, qnorm=True, retrain=True, cutoff=cutoff,
+                               thread=settings["thread"], verbose=0)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save_model(str(out))
     metrics: dict[str, Any] = {}
     if held[POSITIVE] and held[NEGATIVE]:
-        metrics = binary_metrics(label_probabilities(model, held[POSITIVE], POSITIVE),
-                                 label_probabilities(model, held[NEGATIVE], POSITIVE), threshold)
+        held_pos = label_probabilities(model, held[POSITIVE], POSITIVE)
+        metrics = binary_metrics(held_pos, label_probabilities(model, held[NEGATIVE], POSITIVE), threshold)
+        shuffled = [shuffle_words(t, shuffler) for t in held[POSITIVE]]
+        metrics["auc_vs_shuffled"] = round(roc_auc(held_pos, label_probabilities(model, shuffled, POSITIVE)), 4)
     meta = {
         "kind": "fasttext-classifier", "label": POSITIVE, "labels": [POSITIVE, NEGATIVE], "language": language,
         "normalisation": "operators.langid.normalize (newlines -> spaces, trimmed)",
         "heldout": {"fraction": heldout, **metrics},
         "training": {"positives": len(sides[POSITIVE]) - len(held[POSITIVE]),
                      "negatives": len(sides[NEGATIVE]) - len(held[NEGATIVE]),
+                     "shuffled_negatives": shuffled_negatives, "shuffled_negative_docs": n_shuffled,
                      "fasttext": settings, "quantized": bool(quantize), "cutoff": cutoff if quantize else None,
                      "fasttext_version": _version("fasttext-numpy2")},
         "inputs": inputs or {},
@@ -191,6 +229,35 @@ def train_classifier(positive: Sequence[str], negative: Sequence[str], out: str 
     }
     metadata_path(out).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return meta
+
+
+@contextlib.contextmanager
+def zero_filled_allocations():
+    """Make malloc return zero-filled memory while fastText trains (glibc; elsewhere a no-op).
+
+    fasttext-numpy2 stores its matrices in uninitialised aligned buffers, and fastText's random
+    initialisation with fewer than 10 threads fills only the first thread/10 of the input matrix;
+    upstream fastText's zero-filled vectors made the rest zeros, here it is whatever the heap held,
+    which trains into NaN ("Encountered NaN") or garbage weights depending on the process's history.
+    glibc's M_PERTURB fills each allocation with the complement of the byte given: 0xFF -> zeros,
+    which restores upstream's behaviour and keeps one-thread training deterministic.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        yield False
+        return
+    m_perturb = -6
+    ok = bool(mallopt(m_perturb, 0xFF))
+    try:
+        yield ok
+    finally:
+        if ok:
+            mallopt(m_perturb, 0)
 
 
 def _nonempty(texts: list[str]) -> list[str]:
@@ -233,7 +300,7 @@ def fit_importance(target: Sequence[str], source: Sequence[str], buckets: int, s
 
 
 def train_importance(target: Sequence[str], source: Sequence[str], out: str | os.PathLike, *,
-                     buckets: int = 1 << 16, smoothing: float = 1.0, heldout: float = 0.1, seed: int = 0,
+                     buckets: int = 1 << 18, smoothing: float = 1.0, heldout: float = 0.1, seed: int = 0,
                      language: str | None = None, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Fit target and source bucket distributions and write the model (.npz) and a JSON summary
     beside it (held-out AUC of the weight, with and without length correction)."""
@@ -266,7 +333,8 @@ def train_importance(target: Sequence[str], source: Sequence[str], out: str | os
                                             model.weights(held["source"], corrected)), 4)
         evaluation.update(targets=len(held["target"]), sources=len(held["source"]))
     model.meta["heldout"] = evaluation
-    model.meta["mean_words"] = {"target": round(model.mean_words_target, 2), "source": round(model.mean_words_source, 2)}
+    model.meta["mean_words"] = {"target": round(model.mean_words_target, 2),
+                                "source": round(model.mean_words_source, 2)}
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     summary = {"kind": "hashed-ngram-importance", **model.meta, "model_bytes": out.stat().st_size,

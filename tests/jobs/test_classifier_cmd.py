@@ -28,7 +28,7 @@ def decant(*args: str, cwd=None) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, shared_data):
     """Positive text split over two JSONL.gz files, negative text in Parquet, and unseen text of both."""
-    from benchmarks.signal_corpus import ud_english, wikitext_paragraphs
+    from benchmarks.corpora.signal_corpus import ud_english, wikitext_paragraphs
 
     d = tmp_path_factory.mktemp("signal-inputs")
     wiki, web = list(wikitext_paragraphs()[:450]), list(ud_english()[1][:650])
@@ -56,7 +56,7 @@ def test_classifier_train(tmp_path, inputs):
     assert stored["heldout"]["auc"] > 0.85
     op = Classifier(model=str(model))
     assert op.name == "wiki" and op.language == "en"
-    auc = roc_auc(op.scores(pa.array(inputs["unseen_pos"])), op.scores(pa.array(inputs["unseen_neg"])))
+    auc = roc_auc(op.score(pa.array(inputs["unseen_pos"])), op.score(pa.array(inputs["unseen_neg"])))
     assert auc > 0.9
 
 

@@ -25,7 +25,7 @@ TRAIN, UNSEEN = 400, 100
 def corpus(shared_data):
     """Wikipedia paragraphs (positive) and UD English-EWT web text (negative); the last UNSEEN of
     each are never given to training."""
-    from benchmarks.signal_corpus import ud_english, wikitext_paragraphs
+    from benchmarks.corpora.signal_corpus import ud_english, wikitext_paragraphs
 
     wiki = list(wikitext_paragraphs()[:TRAIN + UNSEEN])
     web = list(ud_english()[1][:TRAIN + UNSEEN])
@@ -42,8 +42,8 @@ def model(tmp_path_factory, corpus):
 def test_separates_unseen_text_and_records_its_metrics(model, corpus):
     path, meta = model
     op = Classifier(model=str(path))
-    pos = op.scores(pa.array(corpus["unseen_pos"]))
-    neg = op.scores(pa.array(corpus["unseen_neg"]))
+    pos = op.score(pa.array(corpus["unseen_pos"]))
+    neg = op.score(pa.array(corpus["unseen_neg"]))
     assert roc_auc(pos, neg) > 0.9
     assert np.median(pos) > 0.5 > np.median(neg)
     stored = json.loads(path.with_suffix(".json").read_text())
@@ -67,7 +67,7 @@ def test_shuffled_negatives_teach_word_order(tmp_path, corpus):
         meta = train_classifier(corpus["pos"], corpus["neg"], path, bucket=50_000,
                                 shuffled_negatives=share)
         op = Classifier(model=str(path))
-        aucs[share] = roc_auc(op.scores(pa.array(corpus["unseen_pos"])), op.scores(pa.array(shuffled)))
+        aucs[share] = roc_auc(op.score(pa.array(corpus["unseen_pos"])), op.score(pa.array(shuffled)))
         assert meta["training"]["negatives"] == TRAIN - 40
         assert meta["training"]["shuffled_negative_docs"] == round((TRAIN - 40) * share)
     assert aucs[0.5] > 0.8
@@ -77,8 +77,8 @@ def test_shuffled_negatives_teach_word_order(tmp_path, corpus):
 def test_text_is_normalised_as_for_language_id(model, corpus):
     op = Classifier(model=str(model[0]))
     lines = corpus["unseen_pos"][0].split(". ")
-    multi = op.scores(pa.array(["\n".join(lines), None, ""]))
-    one = op.scores(pa.array([" ".join(lines), "", ""]))
+    multi = op.score(pa.array(["\n".join(lines), None, ""]))
+    one = op.score(pa.array([" ".join(lines), "", ""]))
     assert multi[0] == pytest.approx(one[0], abs=1e-6)
     assert multi[1] == one[1]  # null scores as empty text
 
@@ -103,11 +103,11 @@ def test_model_without_metadata_needs_its_label(tmp_path, model, corpus):
     bare = tmp_path / "other.bin"
     shutil.copyfile(model[0], bare)  # no other.json beside it: labels are read from the model itself
     with pytest.raises(ValueError, match="no label 'hq'"):
-        Classifier(model=str(bare), label="hq").scores(pa.array(["text"]))
+        Classifier(model=str(bare), label="hq").score(pa.array(["text"]))
     op = Classifier(model=str(bare))  # the default label, "positive", is one of this model's
     assert op.language is None and op.name == "other"
     texts = pa.array(corpus["unseen_pos"][:5])
-    np.testing.assert_allclose(op.scores(texts), Classifier(model=str(model[0])).scores(texts), atol=1e-6)
+    np.testing.assert_allclose(op.score(texts), Classifier(model=str(model[0])).score(texts), atol=1e-6)
 
 
 def test_scores_only_the_models_language(model, corpus):
@@ -135,7 +135,7 @@ def test_threshold_drops_with_reason_and_several_classifiers_coexist(tmp_path, m
     path = str(model[0])
     texts = corpus["unseen_pos"][:30] + corpus["unseen_neg"][:30]
     src = _jsonl(tmp_path / "docs.jsonl.gz", texts)
-    expected = Classifier(model=path).scores(pa.array(texts))
+    expected = Classifier(model=path).score(pa.array(texts))
     job = {"pipeline": [{"classifier": {"model": path, "threshold": 0.5}},
                         {"classifier": {"model": path, "name": "web", "label": "negative"}}],
            "output": {"partition_by": []}, "executor": {"workers": 1}}
@@ -158,11 +158,11 @@ def test_threshold_drops_with_reason_and_several_classifiers_coexist(tmp_path, m
 
 
 def test_bundled_model_ranks_article_text_above_boilerplate():
-    from benchmarks.signal_corpus import heldout_pages
+    from benchmarks.corpora.signal_corpus import heldout_pages
 
     pages = heldout_pages()[:30]
     op = Classifier()
     assert op.name == "wikipedia" and op.language == "en"
-    article = op.scores(pa.array([p["article"] for p in pages]))
-    boiler = op.scores(pa.array([p["boilerplate"] for p in pages]))
+    article = op.score(pa.array([p["article"] for p in pages]))
+    boiler = op.score(pa.array([p["boilerplate"] for p in pages]))
     assert roc_auc(article, boiler) > 0.9

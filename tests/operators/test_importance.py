@@ -26,7 +26,7 @@ ODD_DOCS = ["The Quick brown fox, 1999 -- jumped!\nOver the lazy dog.", "Straße
 
 @pytest.fixture(scope="module")
 def corpus(shared_data):
-    from benchmarks.signal_corpus import ud_english, wikitext_paragraphs
+    from benchmarks.corpora.signal_corpus import ud_english, wikitext_paragraphs
 
     wiki = list(wikitext_paragraphs()[:TRAIN + UNSEEN])
     web = list(ud_english()[1][:TRAIN + UNSEEN])
@@ -140,7 +140,7 @@ def test_model_file_round_trip_and_bad_files(tmp_path, model_path):
 
 
 def test_bundled_model():
-    from benchmarks.signal_corpus import heldout_pages
+    from benchmarks.corpora.signal_corpus import heldout_pages
 
     op = Importance()
     assert op.name == "curated" and op.output_columns() == ("curated_importance",)

@@ -16,19 +16,22 @@ Crawl (classifier negatives, importance source):
 - UD English-EWT sentences (blogs, reviews, e-mail, social media: unedited web text; the first
   15,525 lines of text/ud/en.txt), 5 per document.
 
-Held out: the benchmark pages whose sha256 key starts with a hex digit 0-7 (about half). Nothing of
-them is in the training files; `heldout_pages()` gives their article text and boilerplate.
+Held out: the benchmark pages of about half of its sites (those whose name's sha256 starts with a hex
+digit 0-7), whole sites so that no held-out page shares a menu or footer with a training page. Nothing
+of them is in the training files; `heldout_pages()` gives their article text and boilerplate.
 
-    python -m benchmarks.signal_corpus OUT_DIR    writes OUT_DIR/positive.jsonl.gz, negative.jsonl.gz
+    python -m benchmarks.corpora.signal_corpus OUT_DIR    writes OUT_DIR/positive.jsonl.gz, negative.jsonl.gz
 """
 from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import json
 import random
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 from benchmarks.corpora.real_pages import ground_truth, real_pages
 from benchmarks.corpora.shared_data import shared_data
@@ -40,13 +43,19 @@ BOILERPLATE_LINES_PER_DOC = 12
 #: Blocks whose text is boilerplate: structural elements, and elements whose id or class names one.
 BOILERPLATE_BLOCKS = ("//nav | //header | //footer | //aside | //*[@role='navigation' or @role='banner' "
                       "or @role='contentinfo'] | //*[re:test(@id, '{pat}', 'i')] | //*[re:test(@class, '{pat}', 'i')]")
-BOILERPLATE_NAMES = r"menu|navbar|nav-|breadcrumb|footer|sidebar|share|social|cookie|consent|subscribe|newsletter|related"
+BOILERPLATE_NAMES = (r"menu|navbar|nav-|breadcrumb|footer|sidebar|share|social|cookie|consent|subscribe|newsletter"
+                     r"|related")
 EXSLT = {"re": "http://exslt.org/regular-expressions"}
 
 
-def is_heldout(key: str) -> bool:
-    """Benchmark pages kept out of training: sha256 keys starting with 0-7."""
-    return int(key[0], 16) < 8
+def site(url: str) -> str:
+    return urlparse(url).netloc.lower().removeprefix("www.")
+
+
+def is_heldout(url: str) -> bool:
+    """Benchmark pages kept out of training: those of the sites whose name's sha256 starts with 0-7
+    (by site, not by page, so that no template or menu of a held-out page was seen in training)."""
+    return hashlib.sha256(site(url).encode()).hexdigest()[0] < "8"
 
 
 def groups(lines: list[str], size: int) -> list[str]:
@@ -159,7 +168,7 @@ def crawl_pages() -> tuple[dict, ...]:
 def training_sets() -> dict[str, list[dict]]:
     """{"positive": [...], "negative": [...]}: documents {id, text, source}, nothing held out among them."""
     pud, ewt = ud_english()
-    train_pages = [p for p in benchmark_pages() if not is_heldout(p["key"])]
+    train_pages = [p for p in benchmark_pages() if not is_heldout(p["url"])]
     positive = ([("wikitext-2", t) for t in wikitext_paragraphs()] + [("ud-en-pud", t) for t in pud]
                 + [("aeb-article", p["article"]) for p in train_pages])
     negative = [("warc-main-text", p["text"]) for p in crawl_pages()]
@@ -177,8 +186,9 @@ def heldout_pages(seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     out = []
     for p in benchmark_pages():
-        if is_heldout(p["key"]) and len(p["boilerplate"]) >= 5:
-            out.append({"key": p["key"], "article": p["article"], "shuffled": shuffle_words(p["article"], rng),
+        if is_heldout(p["url"]) and len(p["boilerplate"]) >= 5:
+            out.append({"key": p["key"], "url": p["url"], "article": p["article"],
+                        "shuffled": shuffle_words(p["article"], rng),
                         "boilerplate": "\n".join(p["boilerplate"])})
     return out
 
@@ -199,5 +209,5 @@ def write(out_dir: str | Path) -> dict[str, dict[str, int]]:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m benchmarks.signal_corpus OUT_DIR")
+        raise SystemExit("usage: python -m benchmarks.corpora.signal_corpus OUT_DIR")
     print(json.dumps(write(sys.argv[1]), indent=1))
