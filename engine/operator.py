@@ -43,13 +43,16 @@ class Result:
     `keep` is a bool mask (None keeps all). `reasons` holds, for each dropped row, why
     (an object array aligned with the batch; entries for kept rows are ignored). `details`:
     more columns (name -> values aligned with the batch) written as strings beside the reason of
-    each dropped row, e.g. the document a duplicate matched (`kept_id`, `kept_in`).
+    each dropped row, e.g. the document a duplicate matched (`kept_id`, `kept_in`). `counts`: more
+    counters of the batch (name -> count), added up in stats.json `operators.<name>.counts`, e.g.
+    the documents a rule was not applied to because of their language.
     """
 
     batch: pa.RecordBatch
     keep: np.ndarray | None = None
     reasons: np.ndarray | Sequence[str | None] | None = None
     details: dict[str, Any] | None = None
+    counts: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.keep is not None:

@@ -50,6 +50,8 @@ def route(name: str, res: Result, docs_in: int, rejects: RejectSink, stats: Unit
     s = stats.op(name)
     s.docs_in += docs_in
     s.bytes_in += bytes_in
+    for k, v in (res.counts or {}).items():
+        s.counts[k] = s.counts.get(k, 0) + int(v)
     if res.keep is None or res.keep.all():
         s.docs_out += docs_in
         return batch

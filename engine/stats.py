@@ -32,6 +32,8 @@ class OperatorStats:
     cpu_seconds: float = 0.0
     #: Bytes of the string columns the operator reads.
     bytes_in: int = 0
+    #: The operator's own counters (`Result.counts`), e.g. rules skipped by language.
+    counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: OperatorStats) -> None:
         self.docs_in += other.docs_in
@@ -40,6 +42,7 @@ class OperatorStats:
         self.cpu_seconds += other.cpu_seconds
         self.bytes_in += other.bytes_in
         _add_counts(self.dropped, other.dropped)
+        _add_counts(self.counts, other.counts)
 
     @property
     def dropped_total(self) -> int:

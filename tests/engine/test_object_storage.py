@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 SHARDS = ("web-2024-sample-0000.warc.gz", "web-2024-sample-0001.warc.gz")
 #: Two stages (line_dedup is global), extract for the WARC shards; small enough to run four times.
-JOB = {"pipeline": [{"extract": {}}, {"langid": {}}, {"line_dedup": {"partitions": 4}}, {"quality": {}}],
+JOB = {"pipeline": [{"extract": {}}, {"langid": {}}, {"line_dedup": {"partitions": 2}}, {"quality": {}}],
        "output": {"partition_by": ["language"]}}
 #: Where a unit stages its files: OUT/_work/staging/stage-S/shard-N/attempt-X/<kind>/...
 STAGED = re.compile(r"_work/staging/stage-(\d+)/shard-(\d+)/attempt-[^/]+/([^/]+)/")
@@ -120,8 +120,8 @@ def test_objects_a_job_writes_per_shard_and_stage(s3_run, s3_server):
     assert set(reduce_puts) <= set(manifest)
     final = [k for k in keys if k.startswith(FINAL_PREFIXES) or k in FINAL_FILES]
     by_method = collections.Counter(method for method, _ in requests)
-    lines = [f"\nobjects a job writes on s3 ({len(SHARDS)} WARC shards, {stats['total']['documents_read']} documents;"
-             f" {'; '.join(stats['job']['stages'])})",
+    lines = [(f"\nobjects a job writes on s3 ({len(SHARDS)} WARC shards, {stats['total']['documents_read']} documents;"
+              f" {'; '.join(stats['job']['stages'])})"),
              f"  {'unit':28} {'objects':>7}  (a shard's: each staged, copied into place, staged copy deleted)"]
     for unit in sorted(shard_units):
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(staged[unit].items()))
@@ -131,18 +131,20 @@ def test_objects_a_job_writes_per_shard_and_stage(s3_run, s3_server):
     for stage in sorted({u.split("/")[0] for u in shard_units}):
         n = [r["objects_written"] for u, r in shard_units.items() if u.startswith(stage + "/")]
         lines.append(f"  {stage + ' per shard':28} {sum(n) / len(n):>7.1f}  (+1 manifest record per unit)")
-    lines += [f"  left in OUT after the run: {len(final)} objects (documents {sum(k.startswith('documents/') for k in final)},"
-              f" rejects {sum(k.startswith('rejects/') for k in final)}, index {sum(k.startswith('index/') for k in final)},"
-              f" manifest {len(manifest)}, stats.json, _work/job.json)",
-              f"  requests to the server: {len(requests)} ({', '.join(f'{m} {n}' for m, n in by_method.most_common())})"]
+    count = collections.Counter(k.split("/", 1)[0] for k in final)
+    lines += [(f"  left in OUT after the run: {len(final)} objects (documents {count['documents']},"
+               f" rejects {count['rejects']}, index {count['index']}, manifest {len(manifest)}, stats.json,"
+               " _work/job.json)"),
+              (f"  requests to the server: {len(requests)}"
+               f" ({', '.join(f'{m} {n}' for m, n in by_method.most_common())})")]
     print("\n".join(lines))
 
 
 def test_decant_report_of_an_s3_output(s3_run, s3_server, repo):
     stats, _ = s3_run
     out = s3_server.url("out")
-    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "report", out], cwd=repo, env=dict(os.environ),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "report", out], check=False, cwd=repo,
+                          env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     fs = s3_server.fs()
     page = fs.cat(f"{s3_server.BUCKET}/out/report/index.html").decode()
@@ -159,7 +161,8 @@ def test_a_driver_killed_mid_job_resumes_to_the_same_output(s3_run, s3_server, s
     cmd = [sys.executable, "-m", "jobs.cli", "run", str(job_file), "-i", s3_inputs, "-o", out, "--quiet"]
     manifest = eio.Manifest(f"{out}/_work/manifest")
     with open(tmp_path / "killed.log", "w") as log:
-        driver = subprocess.Popen(cmd + ["--workers", "2"], cwd=repo, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+        driver = subprocess.Popen(cmd + ["--workers", "2"], cwd=repo, env=dict(os.environ), stdout=log,
+                                  stderr=subprocess.STDOUT)
         workers: list[psutil.Process] = []
         done: list[str] = []
         deadline = time.monotonic() + 240
@@ -181,8 +184,8 @@ def test_a_driver_killed_mid_job_resumes_to_the_same_output(s3_run, s3_server, s
     assert len(manifest.units()) < total_units  # killed mid-job, not after it
 
     # the re-run (in one process this time: the output does not depend on the worker count)
-    proc = subprocess.run(cmd + ["--workers", "1"], cwd=repo, env=dict(os.environ), capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(cmd + ["--workers", "1"], check=False, cwd=repo, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {u: manifest.get(u) for u in done} == before  # finished units were skipped, not redone
     assert len(manifest.units()) == total_units
