@@ -3,6 +3,7 @@ what of the repository is never shipped to a cluster."""
 from __future__ import annotations
 
 from operators.paths import REPO_ROOT
+
 DEFAULT_JOB = REPO_ROOT / "jobs" / "default.yaml"
 SAMPLES = REPO_ROOT / "samples"
 #: Packages whose modules register the bundled operators, readers and writers.

@@ -1,8 +1,9 @@
 """The code a Ray Job (or a driver on a remote cluster) is given as its working directory: the
 repository's git-tracked files, or its package folders outside a git checkout, plus the job file.
 
-Nothing else leaves the machine: other output folders, local data, `.env` files and whatever else
-lies untracked in the checkout stay here. The chosen files are staged as symlinks in a temporary
+Of the untracked files only Python modules inside the code packages go too (a module not yet
+committed is code the job imports, never data); other output folders, local data, `.env` files and
+whatever else lies untracked in the checkout stay here. The chosen files are staged as symlinks in a temporary
 folder (Ray packs a folder and follows the links), checked against a size limit first.
 """
 from __future__ import annotations
@@ -20,6 +21,8 @@ from engine.errors import JobError
 
 #: What is shipped when the code is not a git checkout.
 PACKAGE_PATHS = ["engine", "operators", "jobs", "benchmarks", "models", "samples", "pyproject.toml"]
+#: Packages whose untracked Python modules are shipped with the tracked files.
+CODE_PACKAGES = ["engine", "operators", "jobs", "benchmarks"]
 #: Refuse to ship more than this (MB) unless told otherwise: Ray's packages live in the GCS.
 DEFAULT_LIMIT_MB = 100.0
 #: Never shipped even when tracked: ignore files would make Ray drop staged files, caches are noise.
@@ -38,6 +41,7 @@ class Shipment:
     source: str
     files: dict[str, Path]
     untracked: int = 0
+    untracked_modules: int = 0
     skipped: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -55,6 +59,8 @@ class Shipment:
         """One line for a person: what is shipped, from where, and what was left out."""
         line = f"shipping {len(self.files)} files, {megabytes(self.size)} ({self.source} of {self.root})"
         notes = []
+        if self.untracked_modules:
+            notes.append(f"with {self.untracked_modules} untracked modules of {', '.join(CODE_PACKAGES)}")
         if self.untracked:
             notes.append(f"{self.untracked} untracked files not shipped: `git add` what the job needs")
         if self.skipped:
@@ -107,8 +113,10 @@ def list_files(root: Path, excludes: list[str] | None = None) -> Shipment:
     tracked = _git(root, "ls-files", "-z", "--cached")
     if tracked is not None:
         ship = Shipment(root, "git-tracked files", {})
-        candidates = tracked
-        ship.untracked = len(_git(root, "ls-files", "-z", "--others", "--exclude-standard") or [])
+        untracked = _git(root, "ls-files", "-z", "--others", "--exclude-standard") or []
+        modules = [p for p in untracked if p.endswith(".py") and p.split("/", 1)[0] in CODE_PACKAGES]
+        candidates = tracked + modules
+        ship.untracked, ship.untracked_modules = len(untracked) - len(modules), len(modules)
     else:
         ship = Shipment(root, "package folders", {})
         candidates = []

@@ -233,6 +233,27 @@ def interrupt_note(job_id: str, address: str) -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+#: How long a cluster that has just started may take before its head accepts jobs.
+AGENT_WAIT_S = 120.0
+
+
+def submit_when_ready(cluster: Cluster, **kw: Any) -> str:
+    """submit_job, waiting while the head's job agent is not up yet (a cluster that has just
+    started refuses jobs for a while; nothing was submitted then, so trying again is safe)."""
+    deadline = time.monotonic() + AGENT_WAIT_S
+    told = False
+    while True:
+        try:
+            return cluster.client.submit_job(**kw)
+        except RuntimeError as e:
+            if "No available agent" not in str(e) or time.monotonic() > deadline:
+                raise
+            if not told:
+                print("[decant] the cluster's job agent is not ready yet; waiting", file=sys.stderr)
+                told = True
+            time.sleep(2.0)
+
+
 # ------------------------------------------------------------------------------------ commands
 
 def submit(
@@ -260,10 +281,10 @@ def submit(
         fail(str(e))
     entrypoint = build_entrypoint(job_arg, input, output, set_, workers)
     cluster = Cluster(address)
+    env = runtime_env(stage(ship))
     with cluster.errors():
-        job_id = cluster.client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env(stage(ship)),
-                                           submission_id=submission_id, entrypoint_num_cpus=0,
-                                           metadata={"decant_job": job or "jobs/default.yaml"})
+        job_id = submit_when_ready(cluster, entrypoint=entrypoint, runtime_env=env, submission_id=submission_id,
+                                   entrypoint_num_cpus=0, metadata={"decant_job": job or "jobs/default.yaml"})
     print(job_id)
     print(f"[decant] submitted {job_id} to {cluster.address}: {entrypoint[-300:]}", file=sys.stderr)
     if no_wait:

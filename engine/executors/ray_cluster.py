@@ -14,9 +14,9 @@ import dataclasses
 import importlib
 import ipaddress
 import os
+import re
 import socket
-from collections.abc import Iterator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import ray
@@ -72,7 +72,10 @@ LOCAL_START_TRIES = 2
 
 
 def init_local(kw: dict[str, Any]) -> None:
+    """ray.init of a new local instance, tried again when its node did not come up; what the
+    failed try left running (its GCS, dashboard, ...) is killed first."""
     for attempt in range(1, LOCAL_START_TRIES + 1):
+        before = {p.pid for p in session_processes()}
         try:
             ray.init(**kw)
             return
@@ -80,6 +83,30 @@ def init_local(kw: dict[str, Any]) -> None:
             if "timed out during startup" not in str(e) or attempt == LOCAL_START_TRIES:
                 raise
             ray.shutdown()
+            kill([p for p in session_processes() if p.pid not in before])
+
+
+def session_processes() -> list:
+    """The processes of the local Ray instances this process started: its descendants that work
+    in a Ray session folder named after this process (`session_<time>_<pid>`)."""
+    import psutil
+
+    marker = re.compile(rf"session_[0-9_-]+_{os.getpid()}(?![0-9])")
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if marker.search(" ".join(child.cmdline())):
+                found.append(child)
+    return found
+
+
+def kill(procs: list) -> None:
+    import psutil
+
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(procs, timeout=15)
 
 
 def start_local(num_cpus: int, **kw: Any) -> None:

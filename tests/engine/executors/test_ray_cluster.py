@@ -13,8 +13,14 @@ import pytest
 pytest.importorskip("ray")
 pytest.importorskip("psutil")
 
-from engine.executors.ray_cluster import LOCAL_NODE_IP, NODE_IP_ENV, is_loopback, local_node_ip
 from support import REPO
+
+from engine.executors.ray_cluster import (
+    LOCAL_NODE_IP,
+    NODE_IP_ENV,
+    is_loopback,
+    local_node_ip,
+)
 
 pytestmark = [pytest.mark.ray]
 
