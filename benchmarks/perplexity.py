@@ -6,7 +6,13 @@ Figures:
   documents in shared/data/ccnet-reference (all in CCNet's "head" bucket, so a narrow range);
 - the median perplexity of fluent text (gold article bodies of the extraction benchmark pages),
   the same lines with words shuffled, and the boilerplate (navigation, footer, cookie/menu blocks)
-  of the same HTML pages; plus the share of documents whose fluent text beats its shuffled copy.
+  of the same HTML pages; plus the share of documents whose fluent text beats its shuffled copy;
+- per language with a bundled model: held-out bits per character (tokenizer-independent, so models
+  with different vocabularies compare) and median document perplexity on the held-out slices of
+  operators/lm_bundled.py, and the share of held-out sentences scoring below the same words shuffled;
+- per language of the real web pages in shared/data (WARC pages and the extraction benchmark's, main
+  text, language by decant): how they spread over head/middle/tail with the bundled cut-offs and
+  with `cutoffs: auto` (a real job; `min_documents` lowered to 10 for these few pages).
 """
 from __future__ import annotations
 
@@ -110,6 +116,82 @@ def shuffle_words(line: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
+def shuffled_copy(text: str, lang: str, rng: random.Random) -> str:
+    """The same words in random order (ICU words where the language has no spaces)."""
+    from operators.filters.quality.segmentation import SEGMENTED_LANGUAGES, segment
+
+    if lang in SEGMENTED_LANGUAGES:
+        words = segment([text], [lang])[0].to_pylist()
+        rng.shuffle(words)
+        return "".join(words)
+    return shuffle_words(text, rng)
+
+
+def heldout_figures(op, langs: list[str] | None = None) -> list[dict]:
+    """Per language: held-out bits per character (by source), median document perplexity and the
+    fluent < shuffled share, for the models `op` (a set-up Perplexity operator) has."""
+    import math
+
+    from operators.lm_bundled import language_text
+    from operators.perplexity import normalize
+
+    out = []
+    rng = random.Random(0)
+    for lang in langs or sorted(op.available):
+        try:
+            text = language_text(shared_data(), lang)
+        except FileNotFoundError:
+            continue
+        m = op.model(lang)
+        row: dict = {"lang": lang}
+        for src, lines in text.held_out.items():
+            norm = [normalize(ln) for ln in lines]
+            logp, _ = m.score_lines(norm)
+            row[f"bpc_{src}"] = round(-logp * math.log2(10) / sum(len(x) + 1 for x in norm), 3)
+        docs = text.held_out_documents()
+        row["docs"] = len(docs)
+        row["median ppl"] = float(np.median([m.perplexity(d) for d in docs]))
+        held = text.held_out["lingua"]
+        fl = np.asarray([m.perplexity(x) for x in held])
+        sh = np.asarray([m.perplexity(shuffled_copy(x, lang, rng)) for x in held])
+        row["fluent<shuffled"] = round(float(np.mean(fl < sh)), 3)
+        out.append(row)
+    return out
+
+
+def web_bucket_spread() -> dict[str, dict]:
+    """Per language of the real pages: docs and head/middle/tail shares with bundled and auto cut-offs."""
+    import collections
+    import tempfile
+
+    from benchmarks.corpora.real_pages import page_texts
+    from jobs.runjob import run_job
+    from operators.writers import read_documents
+
+    seen: set[str] = set()
+    texts = [t for t in page_texts() if not (t[3] in seen or seen.add(t[3]))]  # exact repeats once
+    out: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="decant-bench-ppl-") as tmp:
+        src = f"{tmp}/pages.jsonl"
+        with open(src, "w", encoding="utf-8") as f:
+            for i, (url, _date, _lang, text) in enumerate(texts):
+                f.write(json.dumps({"id": f"page-{i}", "url": url, "text": text}, ensure_ascii=False) + "\n")
+        counts = {}
+        for mode, params in (("bundled", {}), ("auto", {"cutoffs": "auto", "min_documents": 10})):
+            spec = {"pipeline": [{"langid": {}}, {"perplexity": params}], "output": {"partition_by": []}}
+            run_job(spec, inputs=[src], out=f"{tmp}/{mode}", executor="local", workers=2)
+            t = read_documents(f"{tmp}/{mode}")
+            counts[mode] = collections.Counter(zip(t.column("language").to_pylist(), t.column("bucket").to_pylist()))
+    for lang in sorted({lg for lg, _ in counts["bundled"]}):
+        n = sum(c for (lg, _), c in counts["bundled"].items() if lg == lang)
+        row = {"docs": n}
+        for mode in ("bundled", "auto"):
+            share = [round(100 * counts[mode][(lang, b)] / n) for b in ("head", "middle", "tail")]
+            row[f"{mode} h/m/t %"] = "/".join(map(str, share))
+        out[lang] = row
+    return out
+
+
 def run(quick: bool = True) -> dict:
     from engine.documents import make_batch
     from operators.perplexity import Perplexity
@@ -152,35 +234,23 @@ def run(quick: bool = True) -> dict:
         "fluent_below_boilerplate_share": round(float(np.mean(f < b)), 3),
     })
 
-    # --- every bundled language: held-out sentences vs the same shuffled --------------------
-    per_lang = []
-    for lang in sorted(op.available):
-        path = shared_data() / "text" / "lingua" / f"{lang}.txt"
-        if not path.is_file():
-            continue
-        lines = [ln for ln in path.read_text(encoding="utf-8").split("\n") if ln]  # as `grep .`
-        # scripts/build_models.sh trains on the first 75% (English: on WikiText, so all are held out)
-        held = lines if lang == "en" else lines[len(lines) * 3 // 4:]
-        held = [ln.strip() for ln in held if ln.strip()]
-        m = op.model(lang)
-        no_space = lang in ("zh", "ja", "th")
-        shuf = []
-        for ln in held:
-            if no_space:  # shuffle SentencePiece pieces where words are not separated by spaces
-                pieces = m.sp.encode(ln, out_type=str)
-                rng.shuffle(pieces)
-                shuf.append("".join(pieces).replace("▁", " ").strip())
-            else:
-                shuf.append(shuffle_words(ln, rng))
-        fl = np.asarray([m.perplexity(x) for x in held])
-        sh = np.asarray([m.perplexity(x) for x in shuf])
-        share = float(np.mean(fl < sh))
-        per_lang.append(share)
-        rows.append({"set": f"{lang}: held-out sentences vs shuffled", "docs": len(held),
-                     "median_ours": float(np.median(fl)), "median_shuffled": float(np.median(sh)),
-                     "fluent<shuffled": round(share, 3)})
+    # --- every bundled language: held-out text ------------------------------------------------
+    per_lang = heldout_figures(op)
+    for r in per_lang:
+        rows.append({"set": f"{r['lang']}: held-out", **{k: v for k, v in r.items() if k != "lang"}})
     fig["languages"] = len(per_lang)
-    fig["min_fluent_below_shuffled_share_over_languages"] = round(min(per_lang), 3) if per_lang else None
+    fig["min_fluent_below_shuffled_share_over_languages"] = (
+        round(min(r["fluent<shuffled"] for r in per_lang), 3) if per_lang else None)
+    fig["median_bits_per_char_lingua"] = round(float(np.median([r["bpc_lingua"] for r in per_lang])), 3)
+
+    # --- real web pages: buckets with the bundled and with auto cut-offs -----------------------
+    spread = web_bucket_spread()
+    for lang, r in sorted(spread.items(), key=lambda kv: -kv[1]["docs"]):
+        rows.append({"set": f"{lang}: web pages", "docs": r["docs"], **{k: v for k, v in r.items() if k != "docs"}})
+    for lang in ("en", "ja", "zh"):
+        if lang in spread:
+            fig[f"web_{lang}_bundled_head_middle_tail"] = spread[lang]["bundled h/m/t %"]
+            fig[f"web_{lang}_auto_head_middle_tail"] = spread[lang]["auto h/m/t %"]
 
     # --- speed: the operator on one core ----------------------------------------------------
     texts = ["\n".join(p["fluent"]) for p in pages] + [d["text"] for d in ref]
@@ -208,9 +278,15 @@ def run(quick: bool = True) -> dict:
         ("fluent = gold article bodies (scrapinghub article-extraction-benchmark, English pages); shuffled = the "
          "same lines with their words shuffled; boilerplate = text of nav/header/footer/menu/cookie/share blocks "
          "of the same HTML pages that is not in the article"),
-        ("per-language rows: held-out Lingua sentences (English: all 1,000, its model is trained on WikiText; "
-         "others: the last 25% that scripts/build_models.sh did not train on) and the same sentences with words "
-         "shuffled (SentencePiece pieces for zh/ja/th)"),
+        ("per-language rows: the held-out slices of operators/lm_bundled.py (last 25% of lingua, last 10% of "
+         "ud); bpc = bits per character of the normalised text (comparable across vocabularies, unlike the "
+         "per-piece perplexity the buckets use); median ppl = the operator's perplexity of held-out documents "
+         "of 4 sentences; fluent<shuffled = held-out lingua sentences below the same words shuffled (ICU "
+         "words for languages written without spaces)"),
+        ("web pages: main text of every real HTML page in shared/data (exact repeats once), language by lid.176; bundled = "
+         "models/cutoffs.json (held-out sentences; en: article pages); auto = a decant job with "
+         "perplexity: {cutoffs: auto, min_documents: 10}: languages with fewer pages keep the bundled ones "
+         "(auto h/m/t is ~30/30/40 by construction on the documents it was taken on)"),
     ]
     return {"figures": fig, "rows": rows,
             "inputs": {"ccnet_reference_docs": len(ref), "pages": len(pages), "speed_docs": len(texts)},

@@ -9,6 +9,15 @@ setting (gopher + c4 without terminal-punctuation line removal + fineweb). Refer
 run: a plain per-document Python implementation of the Gopher repetition and quality rules, written
 the way datatrove's filters are (Counter / set loops per document, whitespace words), on the same
 documents; the ratio is operator speed over reference speed for the same two rule groups.
+
+Per language (every language of operators/lm_bundled.py, i.e. every bundled model's): the share of
+documents the default job's rules drop, with the bundled per-language table, for
+- fluent documents: 8 held-out real sentences (lingua's last 25%, UD's last 10%: text the table
+  was not derived from), drawn at random, in paragraphs of 2 sentences;
+- shuffled: the same documents with the words of each line shuffled (ICU words where the language
+  has no spaces);
+- boilerplate-like: the same words, punctuation stripped, as lines of 1-3 words (menus, tag lists);
+and the rules the table skips for the language, counted.
 """
 from __future__ import annotations
 
@@ -110,6 +119,76 @@ def reference_gopher(text: str) -> str | None:
     return None
 
 
+#: The default job's quality step (jobs/default.yaml).
+DEFAULT_RULES = {"rules": ["gopher", "c4", "fineweb"], "c4": {"filter_no_terminal_punct": False}}
+
+
+def language_words(text: str, lang: str) -> tuple[list[str], str]:
+    """The words of a text as the rules see them, and the separator that joins them back."""
+    from operators.filters.quality.segmentation import SEGMENTED_LANGUAGES, segment
+
+    if lang in SEGMENTED_LANGUAGES:
+        return segment([text], [lang])[0].to_pylist(), ""
+    return text.split(), " "
+
+
+def language_documents(lang: str, n: int, seed: int = 0) -> dict[str, list[str]]:
+    """Fluent, shuffled and boilerplate-like documents from the language's held-out sentences."""
+    import numpy as np
+
+    from benchmarks.corpora.shared_data import shared_data
+    from operators.lm_bundled import language_text
+
+    pool = [ln for lines in language_text(shared_data(), lang).held_out.values() for ln in lines]
+    rng = np.random.default_rng(seed)
+    prng = random.Random(seed)
+    glue = "" if lang in ("zh", "ja") else " "   # no space after a CJK full stop
+    fluent = []
+    for _ in range(n):
+        s = [pool[j] for j in rng.choice(len(pool), 8, replace=False)]
+        fluent.append("\n".join(glue.join(s[j:j + 2]) for j in range(0, 8, 2)))
+    shuffled, boiler = [], []
+    for doc in fluent:
+        lines = []
+        for line in doc.split("\n"):
+            words, sep = language_words(line, lang)
+            prng.shuffle(words)
+            lines.append(sep.join(words))
+        shuffled.append("\n".join(lines))
+        words, sep = language_words(doc.replace("\n", " "), lang)
+        words = [w for w in (x.strip(".,;:!?\"'()\u3002\uff0c\u3001\u0964\u061f\u060c") for x in words) if w]
+        boiler.append("\n".join(sep.join(words[i:i + prng.randint(1, 3)]) for i in range(0, min(len(words), 90), 3)))
+    return {"fluent": fluent, "shuffled": shuffled, "boilerplate": boiler}
+
+
+def per_language(n: int) -> list[dict]:
+    """One row per language: drop shares of fluent / shuffled / boilerplate-like documents."""
+    from collections import Counter
+
+    from benchmarks.corpora.shared_data import shared_data
+    from engine.documents import make_batch
+    from operators.filters.quality import Quality
+    from operators.lm_bundled import languages
+
+    op = Quality(**DEFAULT_RULES)
+    op.ensure_setup()
+    rows = []
+    for lang in languages(shared_data()):
+        row: dict = {"rules": "default job", "corpus": f"{lang}: held-out sentences", "docs": n}
+        skipped: Counter = Counter()
+        for kind, docs in language_documents(lang, n).items():
+            res = op.process(make_batch({"text": docs, "language": [lang] * len(docs)}))
+            dropped = ~res.keep
+            row[f"{kind} dropped %"] = round(100 * float(dropped.mean()), 1)
+            if kind == "fluent":
+                top = Counter(res.reasons[dropped].tolist()).most_common(2)
+                row["fluent drops by"] = ", ".join(f"{r} {c}" for r, c in top)
+            skipped.update({k.split(".")[1]: v for k, v in (res.counts or {}).items()})
+        row["rules skipped"] = ", ".join(sorted(skipped)) or "-"
+        rows.append(row)
+    return rows
+
+
 def _time_operator(op, batches) -> tuple[float, int]:
     t0 = _clock()
     kept = 0
@@ -172,11 +251,24 @@ def run(quick: bool = False) -> dict:
                  "docs/s": len(en) / t_ref, "kept %": round(100 * kept_ref / len(en), 1)})
     figures["docs_per_s_per_core"] = figures["default_docs_per_s"] if "default_docs_per_s" in figures else None
     figures["gopher_ratio_vs_per_doc_python"] = round(t_ref / t_op, 2)
+
+    langs = per_language(60 if quick else 250)
+    rows += langs
+    fluent = {r["corpus"].split(":")[0]: r["fluent dropped %"] for r in langs}
+    figures["languages"] = len(langs)
+    figures["languages_fluent_dropped_under_10pct"] = sum(v < 10 for v in fluent.values())
+    figures["fluent_dropped_pct_worst"] = max(fluent.items(), key=lambda kv: kv[1])
+    figures["fluent_dropped_pct_median"] = sorted(fluent.values())[len(fluent) // 2]
+    figures["shuffled_dropped_pct_median"] = sorted(r["shuffled dropped %"] for r in langs)[len(langs) // 2]
+    figures["boilerplate_dropped_pct_min"] = min(r["boilerplate dropped %"] for r in langs)
     return {
         "figures": figures,
         "rows": rows,
         "inputs": {"docs_en": len(en), "docs_multilingual": len(multi), "doc_bytes": 2000, "batch": BATCH},
         "notes": ["one process, CPU time (process_time): docs/s are per core",
+                  "per-language rows: the default job's rules with the bundled per-language table "
+                  "(operators/filters/quality/languages.json) on documents of 8 held-out real sentences; see the "
+                  "module docstring for the shuffled and boilerplate-like copies",
                   "the reference differs from the operator in small definitions (datatrove's greedy "
                   "n-gram skip, chars over len(text)), so kept % may differ slightly"],
     }

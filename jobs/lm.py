@@ -2,6 +2,7 @@
 
     decant lm train --lang en --corpus wiki.txt -o models/
     decant lm cutoffs -i sample.jsonl.gz -m models/ [-o models/cutoffs.json] [-p 30 -p 60]
+    decant lm bundle --data ../shared/data -o models/       (the bundled models, operators/lm_bundled.py)
 
 Also runnable as `python -m jobs.lm ...`. Heavy modules are imported inside the commands.
 """
@@ -73,6 +74,24 @@ def cutoffs(
                       lines_per_doc=lines_per_doc, merge=merge, min_docs=min_docs,
                       source=source)
     typer.echo(json.dumps(result, indent=1))
+
+
+@app.command()
+def bundle(
+    data: Path = typer.Option(..., "--data", help="The shared data folder (text/lingua, text/ud, text/wikitext-2)"),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (the repo's models/ for the bundled models)"),
+    lang: list[str] = typer.Option([], "--lang", "-l", help="Only these languages (repeatable; default: all 75)"),
+) -> None:
+    """Train the bundled models of every language from the real text in DATA (operators/lm_bundled.py)."""
+    from operators.lm_bundled import build
+    from operators.lm_train import KenLMNotFound
+
+    try:
+        report = build(data, out, langs=lang or None, log=lambda s: typer.echo(s, err=True))
+    except KenLMNotFound as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2)
+    typer.echo(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ document is scored as one line with its lines glued together.
 
 Buckets come from per-language cut-offs at two percentiles (CCNet: 30 and 60): perplexity below
 the first is "head", below the second "middle", otherwise "tail". Documents whose language has
-no model get bucket "none" (or are dropped with reason "no_model" when `drop_missing`).
+no model get bucket "none" (or are dropped with reason "no_model" when `drop_missing`). The cut-offs
+come from a file (`cutoffs: PATH`, default `<models>/cutoffs.json`) or, with `cutoffs: auto`, from
+the job's own documents at a barrier (`operators.perplexity_buckets`, which this step expands into).
 
 Models folder: `<lang>.arpa.bin` + `<lang>.sp.model` (CCNet's published files as they are, and
 what `decant lm train` writes); other KenLM files are found as `<lang>.bin`, `<lang>.klm`,
@@ -35,8 +37,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
+from engine import io as eio
 from engine.documents import TEXT, set_column
 from engine.operator import Operator, Params, Resources, Result, register
 from operators.columns import BUCKET, LANGUAGE, PERPLEXITY
@@ -49,6 +52,11 @@ LM_SUFFIXES = (".arpa.bin", ".bin", ".klm", ".binary", ".arpa")
 SP_SUFFIX = ".sp.model"
 NO_MODEL = "none"
 BUCKETS = ("head", "middle", "tail")
+#: `cutoffs: auto`: cut-offs taken on the job's own documents at a barrier (`PerplexityBuckets`).
+AUTO = "auto"
+#: Percentiles a cut-offs file always stores besides the requested ones, so other choices work
+#: without rescoring.
+STORED_PERCENTILES = tuple(range(5, 100, 5))
 
 # ---------------------------------------------------------------------------------------------
 # Normalisation (same output as CCNet's text_normalizer.normalize with its defaults:
@@ -135,34 +143,68 @@ def discover(models_dir: Path) -> dict[str, dict[str, Path | None]]:
     return found
 
 
-def load_cutoffs(path: Path, percentiles: list[int]) -> dict[str, tuple[float, ...]]:
-    """Per-language perplexity cut-offs at the given percentiles.
+def read_cutoff_tables(path: str | os.PathLike) -> dict[str, dict[int, float]]:
+    """Every language's cut-offs in a file: {lang: {percentile: perplexity}}.
 
-    JSON: {lang: {"30": x, "60": y, ...}} (keys starting with "_" are metadata).
-    CSV: CCNet's cutoff.csv (first column the percentile 0..100, one column per language).
+    JSON: {lang: {"30": x, "60": y, ...}} (keys starting with "_" are metadata), as `decant lm cutoffs`
+    and `cutoffs: auto` (OUT/cutoffs.json) write it. CSV: CCNet's cutoff.csv (first column the
+    percentile 0..100, one column per language). Local paths and fsspec URLs.
     """
-    out: dict[str, tuple[float, ...]] = {}
-    if path.suffix == ".csv":
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
+    with eio.open_input(str(path), "rb") as f:
+        raw = f.read().decode("utf-8")
+    out: dict[str, dict[int, float]] = {}
+    if str(path).endswith(".csv"):
+        rows = list(csv.reader(raw.splitlines()))
         header, body = rows[0], rows[1:]
-        by_pct = {int(float(r[0])): r for r in body if r and r[0] != ""}
         for j, lang in enumerate(header[1:], start=1):
-            try:
-                out[lang] = tuple(float(by_pct[p][j]) for p in percentiles)
-            except (KeyError, ValueError, IndexError):
-                continue
+            table = {}
+            for r in body:
+                try:
+                    table[int(float(r[0]))] = float(r[j])
+                except (ValueError, IndexError):
+                    continue
+            if table:
+                out[lang] = table
         return out
-    data = json.loads(path.read_text())
-    for lang, table in data.items():
+    for lang, table in json.loads(raw).items():
         if lang.startswith("_") or not isinstance(table, dict):
             continue
-        keyed = {str(int(float(k))): v for k, v in table.items() if _is_number(k)}
-        missing = [p for p in percentiles if str(p) not in keyed]
+        out[lang] = {int(float(k)): float(v) for k, v in table.items() if _is_number(k)}
+    return out
+
+
+def load_cutoffs(path: str | os.PathLike, percentiles: list[int]) -> dict[str, tuple[float, ...]]:
+    """Per-language perplexity cut-offs at the given percentiles (`read_cutoff_tables`' formats).
+
+    A JSON file missing one of the percentiles for a language is an error naming the fix; a CSV
+    column without them is left out (CCNet's file has every percentile)."""
+    out: dict[str, tuple[float, ...]] = {}
+    for lang, table in read_cutoff_tables(path).items():
+        missing = [p for p in percentiles if p not in table]
         if missing:
+            if str(path).endswith(".csv"):
+                continue
             raise ValueError(f"{path}: language {lang!r} has no cut-off for percentile(s) {missing}; "
-                             f"it has {sorted(keyed, key=int)} (recompute with `decant lm cutoffs`)")
-        out[lang] = tuple(float(keyed[str(p)]) for p in percentiles)
+                             f"it has {sorted(table)} (recompute with `decant lm cutoffs`)")
+        out[lang] = tuple(table[p] for p in percentiles)
+    return out
+
+
+def percentiles_from_counts(values: np.ndarray, counts: np.ndarray, percentiles) -> dict[int, float]:
+    """`np.percentile` (linear) of the multiset in which `values[i]` occurs `counts[i]` times, without
+    expanding it: perplexities are rounded to 0.1, so a language's histogram is small and exact,
+    and histograms merge by adding counts (any order, any number of workers: the same result)."""
+    order = np.argsort(values, kind="stable")
+    v, cum = np.asarray(values, np.float64)[order], np.cumsum(np.asarray(counts, np.int64)[order])
+    n = int(cum[-1])
+    out = {}
+    for p in percentiles:
+        h = (p / 100) * (n - 1)                    # numpy's virtual index, its linear method
+        lo = np.floor(h)
+        t = h - lo
+        a = v[np.searchsorted(cum, int(lo), side="right")]
+        b = v[np.searchsorted(cum, min(int(lo) + 1, n - 1), side="right")]
+        out[int(p)] = float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
     return out
 
 
@@ -172,6 +214,19 @@ def _is_number(s: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def cutoffs_path(cutoffs: str | None, models_dir: Path) -> Path | str:
+    """Where a `cutoffs:` value points: a URL as given, a relative path tried against CWD then the repo
+    root, None: the models folder's cutoffs.json."""
+    if not cutoffs:
+        return models_dir / "cutoffs.json"
+    if "://" in cutoffs:
+        return cutoffs
+    path = Path(cutoffs).expanduser()
+    if not path.is_absolute() and not path.exists():
+        path = REPO_ROOT / path
+    return path
 
 
 class LanguageModel:
@@ -241,9 +296,14 @@ class PerplexityParams(Params):
     models: str = "bundled"
     #: Two percentiles of the per-language perplexity distribution: head < p0 <= middle < p1 <= tail.
     percentiles: list[int] = [30, 60]
-    #: Cut-offs file (JSON written by `decant lm cutoffs`, or CCNet's cutoff.csv);
-    #: default `<models>/cutoffs.json`.
+    #: Cut-offs file (JSON written by `decant lm cutoffs` or by an earlier job's `cutoffs: auto`, or
+    #: CCNet's cutoff.csv; a path or an fsspec URL); default `<models>/cutoffs.json`. `auto`: each
+    #: language's percentiles over the perplexity of all the job's documents (a barrier), written
+    #: to OUT/cutoffs.json; languages with fewer than `min_documents` use `<models>/cutoffs.json`.
     cutoffs: str | None = None
+    #: cutoffs: auto: fewest scored documents of a language for its own cut-offs. With n documents the
+    #: p-th percentile is known to about +-100*sqrt(p(1-p)/n) percentile points (100: +-4.6 at p30).
+    min_documents: int = Field(100, ge=2)
     #: sentencepiece: `<lang>.sp.model` required; whitespace: split normalised text on spaces;
     #: auto: sentencepiece where the folder has one, else whitespace.
     tokenizer: Literal["sentencepiece", "whitespace", "auto"] = "sentencepiece"
@@ -286,12 +346,14 @@ class Perplexity(Operator):
                     f"perplexity: no <lang>{SP_SUFFIX} in {self.models_dir} for {bad}; "
                     "set tokenizer: whitespace (word-level models) or auto")
         self.available = available
-        cut_path = Path(p.cutoffs) if p.cutoffs else self.models_dir / "cutoffs.json"
-        if p.cutoffs and not cut_path.is_absolute() and not cut_path.exists():
-            cut_path = REPO_ROOT / cut_path
-        if cut_path.is_file():
+        self._models: dict[str, LanguageModel] = {}
+        if p.cutoffs == AUTO:  # buckets come at the barrier (PerplexityBuckets)
+            self.cutoffs = {}
+            return
+        cut_path = cutoffs_path(p.cutoffs, self.models_dir)
+        if eio.exists(str(cut_path)):
             self.cutoffs = load_cutoffs(cut_path, p.percentiles)
-            _warn_on_mode_mismatch(cut_path, p.line_mode)
+            warn_on_mode_mismatch(cut_path, p.line_mode)
         elif p.cutoffs:
             raise FileNotFoundError(f"perplexity: cut-offs file {cut_path} not found")
         else:
@@ -299,7 +361,18 @@ class Perplexity(Operator):
         no_cut = sorted(set(available) - set(self.cutoffs))
         if no_cut:
             log.warning("perplexity: no cut-offs for %s in %s: their bucket is %r", no_cut, cut_path, NO_MODEL)
-        self._models: dict[str, LanguageModel] = {}
+
+    def output_columns(self) -> tuple[str, ...]:
+        return (PERPLEXITY,) if self.params.cutoffs == AUTO else (PERPLEXITY, BUCKET)
+
+    def expand(self) -> list[Operator]:
+        """`cutoffs: auto` runs as this step (scores only) and a barrier that takes the cut-offs on
+        every document of the job and buckets them."""
+        if self.params.cutoffs != AUTO:
+            return [self]
+        from operators.perplexity_buckets import PerplexityBuckets
+
+        return [self, PerplexityBuckets(**self.params.model_dump(exclude_unset=True))]
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -351,22 +424,21 @@ class Perplexity(Operator):
                     ppl[i] = v
                 buckets[i] = self.bucket(lang, v)
         batch = set_column(batch, PERPLEXITY, pa.array(ppl, type=pa.float64(), mask=np.isnan(ppl)))
-        batch = set_column(batch, BUCKET, pa.array(buckets.tolist(), type=pa.string()))
+        if self.params.cutoffs != AUTO:
+            batch = set_column(batch, BUCKET, pa.array(buckets.tolist(), type=pa.string()))
         if self.params.drop_missing:
             return Result(batch, has_model, np.where(has_model, None, "no_model").astype(object))
         return Result(batch)
 
 
-def _warn_on_mode_mismatch(path: Path, line_mode: str) -> None:
+def warn_on_mode_mismatch(path: Path, line_mode: str) -> None:
     """Cut-offs only mean something for the scoring mode they were computed in: say so when they differ
     (CCNet's own cutoff.csv was computed on whole documents, i.e. `line_mode: ccnet`)."""
-    import json
-    import logging
-    if path.suffix == ".csv":
+    if str(path).endswith(".csv"):
         recorded = "ccnet"
     else:
         try:
-            meta = json.loads(path.read_text()).get("_meta", {}).get("languages", {})
+            meta = eio.read_json(str(path)).get("_meta", {}).get("languages", {})
         except (OSError, ValueError, AttributeError):
             return
         modes = {v.get("line_mode") for v in meta.values() if isinstance(v, dict) and v.get("line_mode")}

@@ -19,7 +19,7 @@ done
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
 bash scripts/build_kenlm.sh
 if [ -n "$extras" ]; then
-  # headless Chromium renders the HTML report in tests/test_report.py
+  # headless Chromium renders the HTML report in tests/jobs/test_report.py
   if ! command -v chromium >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1; then
       export DEBIAN_FRONTEND=noninteractive

@@ -181,3 +181,38 @@ def test_iter_documents_reads_a_decant_output_folder(tmp_path, shared_data):
     pq.write_table(pa.table({"id": ["r"], "text": ["rejected"]}), rej / "part-0.parquet")
     (tmp_path / "stats.json").write_text(json.dumps({"docs_in": 4}, indent=1))
     assert list(iter_documents([tmp_path])) == [(t, "fr") for t in fr]
+
+
+# ---------------------------------------------------------------- the bundled models' recipe
+
+def test_bundled_recipe_holds_out_slices(shared_data):
+    from operators.lm_bundled import detokenize, language_text, languages
+
+    assert len(languages(shared_data)) == 75 and "no" in languages(shared_data) and "nb" not in languages(shared_data)
+    de = language_text(shared_data, "de")
+    assert de.train_counts == {"lingua": 750, "ud": 2769 - 276}
+    assert len(de.held_out["lingua"]) == 250 and len(de.held_out["ud"]) == 276
+    assert not set(de.train) & (set(de.held_out["lingua"]) | set(de.held_out["ud"]))
+    assert lingua_lines(shared_data, "de")[-250:] == de.held_out["lingua"]
+    assert language_text(shared_data, "no").train[0] == lingua_lines(shared_data, "nb")[0]
+    assert "wikitext" in language_text(shared_data, "en").train_counts
+    assert detokenize("Il a dit , selon ( la presse ) , non .") == "Il a dit, selon (la presse), non."
+    assert detokenize("Qu'en pensez-vous ? Rien : il pleut.") == "Qu'en pensez-vous ? Rien : il pleut."
+
+
+def test_bundled_models_rebuild_byte_identically(tmp_path, kenlm_bins):
+    """Two languages of the recipe rebuilt from scratch: the same bytes as the bundled files, and the
+    same cut-offs (hu: lingua only; da: lingua + UD)."""
+    from operators.lm_bundled import build
+    from operators.perplexity import BUNDLED_MODELS
+    from support import SHARED_DATA
+
+    report = build(SHARED_DATA, tmp_path, langs=["hu", "da"])
+    bundled_cut = json.loads((BUNDLED_MODELS / "cutoffs.json").read_text())
+    cut = json.loads((tmp_path / "cutoffs.json").read_text())
+    for lang in ("hu", "da"):
+        for suffix in (".sp.model", ".arpa.bin"):
+            assert (tmp_path / f"{lang}{suffix}").read_bytes() == (BUNDLED_MODELS / f"{lang}{suffix}").read_bytes()
+        assert cut[lang] == bundled_cut[lang]
+        assert report[lang]["ngrams"] == json.loads((BUNDLED_MODELS / "training.json").read_text())[lang]["ngrams"]
+    assert b"decant-lm-" not in (tmp_path / "hu.sp.model").read_bytes()  # no temporary path recorded

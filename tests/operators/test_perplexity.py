@@ -17,12 +17,14 @@ from pydantic import ValidationError
 
 from engine.documents import make_batch
 from engine.registry import get_operator
+from operators.lm_bundled import TRAINING_RECORD, language_text, languages
 from operators.perplexity import (
     BUNDLED_MODELS,
     PUNCT_MAP,
     Perplexity,
     discover,
     normalize,
+    percentiles_from_counts,
 )
 from support import ccnet_reference, lingua_lines
 
@@ -189,16 +191,22 @@ def test_ccnet_layout_and_cutoff_csv(tmp_path, lingua):
         Perplexity(models=str(tmp_path), cutoffs=str(tmp_path / "cutoff.csv")).ensure_setup()
 
 
-def test_bundled_models_complete_and_small():
+def test_bundled_models_complete_and_small(shared_data):
+    """A model for every language with text here (the 75 of lingua), each with cut-offs and a line in
+    training.json and models/README.md; models/ under 60 MB."""
     found = discover(BUNDLED_MODELS)
-    assert {"en", "de", "fr", "es", "ru", "zh", "ja"} <= set(found)
+    assert set(found) == set(languages(shared_data)) and len(found) == 75
     assert all(v["sp"] is not None for v in found.values())
     cut = json.loads((BUNDLED_MODELS / "cutoffs.json").read_text())
+    training = json.loads((BUNDLED_MODELS / TRAINING_RECORD).read_text())
+    readme = (BUNDLED_MODELS / "README.md").read_text()
     for lang in found:
         assert cut[lang]["30"] < cut[lang]["60"], lang
-    total = sum(f.stat().st_size for f in BUNDLED_MODELS.iterdir() if f.is_file())
-    assert total < 40 * 2**20
-    assert (BUNDLED_MODELS / "README.md").is_file()
+        assert training[lang]["train_lines"]["lingua"] == language_text(shared_data, lang).train_counts["lingua"]
+        assert f"| {lang} |" in readme, lang
+    assert training["pt"]["train_lines"]["ud"] > 20_000 and training["en"]["train_lines"]["wikitext"] > 10_000
+    total = sum(f.stat().st_size for f in BUNDLED_MODELS.rglob("*") if f.is_file())
+    assert total < 60 * 2**20
 
 
 def test_relative_models_path_resolves_against_repo(monkeypatch, tmp_path):
@@ -208,3 +216,151 @@ def test_relative_models_path_resolves_against_repo(monkeypatch, tmp_path):
     assert o.models_dir == BUNDLED_MODELS
     r = o.process(make_batch({"text": ["クロノたちが13年ぶりに再会！"], "language": ["ja"]})).batch
     assert r.column("perplexity").to_pylist()[0] > 1
+
+
+# ---------------------------------------------------------------- cutoffs: auto
+
+AUTO_LANGS = {"en": 130, "de": 110, "fr": 25}   # fr: fewer than min_documents, keeps the bundled cut-offs
+
+
+def auto_job(min_documents: int = 100) -> dict:
+    return {"pipeline": [{"langid": {}}, {"perplexity": {"cutoffs": "auto", "min_documents": min_documents}}],
+            "output": {"partition_by": ["language", "bucket"]}}
+
+
+@pytest.fixture(scope="module")
+def auto_inputs(tmp_path_factory, lingua) -> dict[str, list[str]]:
+    """The same real documents (4 held-out lingua sentences each) as 3 shards and as 1 shard."""
+    rng = random.Random(5)
+    docs = []
+    for lang, n in AUTO_LANGS.items():
+        held = lingua[lang][-250:]
+        docs += [{"id": f"{lang}-{i}", "text": "\n".join(rng.sample(held, 4))} for i in range(n)]
+    rng.shuffle(docs)
+    d = tmp_path_factory.mktemp("auto-in")
+    out = {"three": [], "one": []}
+    for name, parts in (("three", [docs[0::3], docs[1::3], docs[2::3]]), ("one", [docs])):
+        for k, part in enumerate(parts):
+            p = d / f"{name}-{k}.jsonl"
+            p.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in part))
+            out[name].append(str(p))
+    return out
+
+
+def buckets_of(out) -> dict[str, tuple[str, str, float]]:
+    from operators.writers import read_documents
+
+    t = read_documents(str(out)).to_pylist()
+    return {r["id"]: (r["language"], r["bucket"], r["perplexity"]) for r in t}
+
+
+@pytest.fixture(scope="module")
+def auto_local(tmp_path_factory, auto_inputs):
+    from jobs.runjob import run_job
+
+    out = tmp_path_factory.mktemp("auto-out") / "local"
+    stats = run_job(auto_job(), inputs=auto_inputs["three"], out=str(out), executor="local", workers=2)
+    return out, stats
+
+
+def test_percentiles_from_counts_equal_numpy():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        x = np.round(rng.lognormal(5, 0.6, int(rng.integers(1, 400))), 1)
+        values, counts = np.unique(x, return_counts=True)
+        pcts = [0, 5, 30, 33, 50, 60, 95, 100]
+        assert percentiles_from_counts(values, counts, pcts) == {p: float(np.percentile(x, p)) for p in pcts}
+
+
+def test_auto_cutoffs_from_the_jobs_own_documents(auto_local):
+    """Each language with enough documents gets the exact percentiles of its documents' perplexity,
+    written to OUT/cutoffs.json and used for its buckets; fr (too few) keeps the bundled cut-offs,
+    and stats.json says which."""
+    out, stats = auto_local
+    g = stats["global"]["perplexity_buckets"]
+    docs = buckets_of(out)
+    langs = {lang for lang, _, _ in docs.values()}
+    assert {"en", "de", "fr"} <= langs
+    auto = {lg: n for lg, n in g["auto"].items()}
+    assert set(auto) == {lg for lg in langs if sum(v[0] == lg for v in docs.values()) >= 100} == {"en", "de"}
+    assert "fr" in g["fallback"] and g["min_documents"] == 100
+    written = json.loads((out / "cutoffs.json").read_text())
+    bundled = json.loads((BUNDLED_MODELS / "cutoffs.json").read_text())
+    for lang in ("en", "de"):
+        ppl = np.array([p for lg, _, p in docs.values() if lg == lang])
+        assert auto[lang] == len(ppl)
+        want = {str(q): round(float(np.percentile(ppl, q)), 1) for q in (30, 60)}
+        assert {q: written[lang][q] for q in ("30", "60")} == want
+        assert written["_meta"]["languages"][lang]["source"] == "auto"
+        lo, hi = want["30"], want["60"]
+        for lg, bucket, p in docs.values():
+            if lg == lang:
+                assert bucket == ("head" if p < lo else "middle" if p < hi else "tail")
+        shares = [sum(1 for lg, b, _ in docs.values() if lg == lang and b == x) / len(ppl)
+                  for x in ("head", "middle", "tail")]
+        assert 0.2 < shares[0] < 0.4 and 0.2 < shares[1] < 0.4
+    assert written["fr"] == bundled["fr"] and written["_meta"]["languages"]["fr"]["source"] == "models"
+    assert g["cutoffs"]["fr"] == [bundled["fr"]["30"], bundled["fr"]["60"]]
+
+
+def test_auto_cutoffs_file_buckets_a_later_job_the_same_way(auto_local, auto_inputs, tmp_path):
+    from jobs.runjob import run_job
+
+    out, _ = auto_local
+    spec = {"pipeline": [{"langid": {}}, {"perplexity": {"cutoffs": str(out / "cutoffs.json")}}]}
+    run_job(spec, inputs=auto_inputs["one"], out=str(tmp_path / "later"), executor="local", workers=1)
+    assert buckets_of(tmp_path / "later") == buckets_of(out)
+
+
+def test_auto_cutoffs_same_whatever_the_workers_and_shards(auto_local, auto_inputs, tmp_path):
+    from jobs.runjob import run_job
+
+    out, _ = auto_local
+    run_job(auto_job(), inputs=auto_inputs["one"], out=str(tmp_path / "one"), executor="local", workers=1)
+    assert buckets_of(tmp_path / "one") == buckets_of(out)
+    a, b = (json.loads((o / "cutoffs.json").read_text()) for o in (out, tmp_path / "one"))
+    assert {k: v for k, v in a.items() if k != "_meta"} == {k: v for k, v in b.items() if k != "_meta"}
+
+
+def test_auto_is_a_barrier_after_scoring():
+    from engine.graph import Graph
+    from engine.job import parse_job
+
+    g = Graph(parse_job(auto_job()), packages=["operators"])
+    names = [o.name for o in g.operators]
+    assert names == ["langid", "perplexity", "perplexity_buckets"]
+    assert g.operators[1].output_columns() == ("perplexity",)
+    assert "perplexity_buckets" in repr(g.stages[0]) and "apply:perplexity_buckets" in repr(g.stages[1])
+    plain = Graph(parse_job({"pipeline": [{"langid": {}}, {"perplexity": {}}]}), packages=["operators"])
+    assert [o.name for o in plain.operators] == ["langid", "perplexity"]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_auto_cutoffs_identical_on_ray(auto_local, auto_inputs, tmp_path, ray_cluster):
+    """The same job on the session's 2-node Ray cluster: the same buckets and cut-offs as locally."""
+    import ray
+
+    from jobs.runjob import run_job
+
+    out, _ = auto_local
+    run_job(auto_job(), inputs=auto_inputs["three"], out=str(tmp_path / "ray"), executor="ray", workers=2,
+            address=ray_cluster.address)
+    if ray.is_initialized():
+        ray.shutdown()
+    assert buckets_of(tmp_path / "ray") == buckets_of(out)
+    a, b = (json.loads((o / "cutoffs.json").read_text()) for o in (out, tmp_path / "ray"))
+    assert {k: v for k, v in a.items() if k != "_meta"} == {k: v for k, v in b.items() if k != "_meta"}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_auto_cutoffs_identical_on_a_private_ray_instance(auto_local, auto_inputs, tmp_path):
+    """`--executor ray` without an address (a local Ray instance the job starts): the same buckets."""
+    from jobs.runjob import run_job
+
+    out, _ = auto_local
+    run_job(auto_job(), inputs=auto_inputs["three"], out=str(tmp_path / "ray"), executor="ray", workers=2)
+    assert buckets_of(tmp_path / "ray") == buckets_of(out)
+    assert (json.loads((tmp_path / "ray" / "cutoffs.json").read_text())["de"]
+            == json.loads((out / "cutoffs.json").read_text())["de"])

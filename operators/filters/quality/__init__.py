@@ -24,12 +24,15 @@ work, each with a DeprecationWarning naming the new one; an unknown name is an e
 rows, with the same names: `per_language: {de: {gopher_quality: {stop_words: [der, die, und]}}}`
 (names not given keep the job's value; n-gram sizes, which decide the columns, cannot change).
 
-Languages: the word-based rules assume whitespace-separated words. For rows whose `language` is one
-of `no_space_languages` (zh, ja, th, lo, km, my, bo, yue, wuu by default) they are not applied; the
-line, paragraph and character rules still are. Without a `language` column every rule applies to
-every row. `languages`, when set, limits the whole filter to those languages (other rows pass, their
-text untouched by C4). Signals are computed for every row regardless, and decisions are taken from
-the signal columns alone.
+Languages: the rules were written for English. Each language is judged with its own settings from the
+bundled table (`languages`: stop words, word-length bounds, short-line length, rules it cannot be
+judged by), under what the job sets. Languages written without spaces get their words from ICU's
+dictionary word breaker (`segmentation`: zh, ja, th, lo, km, my, yue, wuu); for rows of another
+language in `no_space_languages` (bo by default) the word-based rules are not applied, and every rule
+not applied to a row is counted in stats.json (`operators.quality.counts`, `skipped.<reason>.<lang>`).
+Without a `language` column every rule applies to every row with the job's settings. `languages`, when
+set, limits the whole filter to those languages (other rows pass, their text untouched by C4). Signals
+are computed for every row regardless, and decisions are taken from the signal columns alone.
 """
 from operators.filters.quality.operator import Quality
 from operators.filters.quality.settings import FAMILIES, QualityParams

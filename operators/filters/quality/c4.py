@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from operators.filters.quality.family import Bound, Computed, FamilySettings, RuleFamily, Signal
 from operators.filters.quality.punctuation import LINE_END_RE, SENTENCE_END_RE
-from operators.filters.quality.text_batch import TextBatch, as_numpy, row_sum, split
+from operators.filters.quality.text_batch import TextBatch, as_numpy, row_sum
 
 POLICY = ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"]
 #: C4's line-ending punctuation (. ? ! " ') plus the CJK full stops and curly closing quotes.
@@ -63,7 +63,7 @@ class C4(RuleFamily):
         lines, lpar = batch.lines.values, batch.lines.rows
         L = len(lpar)
         nonblank = batch.lines.lengths > 0
-        line_words = split(lines, "ws")
+        line_words = batch.line_words()
         nw = np.bincount(line_words.rows[line_words.lengths > 0], minlength=L)[:L]
         ok = np.ones(L, dtype=bool)
         if s.max_word_length >= 0:
@@ -73,8 +73,8 @@ class C4(RuleFamily):
         if s.filter_no_terminal_punct and L:
             ok &= as_numpy(pc.match_substring_regex(lines, C4_END_RE)).astype(bool)
             ok &= ~as_numpy(pc.ends_with(lines, "...")).astype(bool)
-        line_spaced = batch.spaced[lpar] if L else np.zeros(0, bool)
-        ok &= (nw >= s.min_words_per_line) | ~line_spaced
+        line_has_words = batch.has_words[lpar] if L else np.zeros(0, bool)
+        ok &= (nw >= s.min_words_per_line) | ~line_has_words
         ok &= nonblank
         lower = pc.utf8_lower(lines)
         lorem_doc = np.zeros(n, dtype=bool)

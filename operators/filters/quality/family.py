@@ -42,14 +42,19 @@ class Bound:
     #: Rows the bound applies to (None: every row), e.g. only languages written with spaces.
     only: Callable[[TextBatch], np.ndarray] | None = None
 
+    def applies(self, batch: TextBatch) -> np.ndarray:
+        """The rows the bound judges."""
+        return self.only(batch) if self.only is not None else np.ones(batch.n, dtype=bool)
+
     def fails(self, values: np.ndarray, batch: TextBatch) -> np.ndarray:
         mask = values < self.limit if self.op == "<" else values > self.limit
-        return mask & self.only(batch) if self.only is not None else mask
+        return mask & self.applies(batch)
 
 
-def spaced(batch: TextBatch) -> np.ndarray:
-    """`Bound.only` for the word-based rules: rows whose language puts spaces between words."""
-    return batch.spaced
+def with_words(batch: TextBatch) -> np.ndarray:
+    """`Bound.only` for the word-based rules: rows whose words are known (a language written with
+    spaces, or one that ICU segments)."""
+    return batch.has_words
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.compute as pc
 
-from operators.filters.quality.family import Bound, Computed, FamilySettings, RuleFamily, Signal, spaced
+from operators.filters.quality.family import Bound, Computed, FamilySettings, RuleFamily, Signal, with_words
 from operators.filters.quality.punctuation import LINE_END_RE
 from operators.filters.quality.text_batch import Pieces, TextBatch, as_numpy, matches, ratio, row_sum
 
@@ -45,7 +45,7 @@ class FineWeb(RuleFamily):
                 Bound("fineweb_line_punct_ratio", "fineweb_line_punct_ratio", "<", s.min_line_punct_ratio),
                 Bound("fineweb_short_line_ratio", "fineweb_short_line_ratio", ">", s.max_short_line_ratio),
                 Bound("fineweb_dup_line_char_ratio", "fineweb_dup_line_char_ratio", ">", s.max_dup_line_char_ratio),
-                Bound("fineweb_list_ratio", "fineweb_newline_word_ratio", ">", s.max_newline_word_ratio, spaced)]
+                Bound("fineweb_list_ratio", "fineweb_newline_word_ratio", ">", s.max_newline_word_ratio, with_words)]
 
     def compute(self, batch: TextBatch) -> Computed:
         n, text = batch.n, batch.text

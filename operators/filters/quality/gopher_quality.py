@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from operators.filters.quality.family import Bound, Computed, FamilySettings, RuleFamily, Signal, spaced
+from operators.filters.quality.family import Bound, Computed, FamilySettings, RuleFamily, Signal, with_words
 from operators.filters.quality.text_batch import TextBatch, as_numpy, matches, ratio, row_sum
 
 STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
@@ -59,16 +59,16 @@ class GopherQuality(RuleFamily):
         s = self.settings
 
         def stop_word_rows(batch: TextBatch) -> np.ndarray:
-            return batch.spaced & batch.language_in(s.stop_words_languages, default=True)
+            return batch.has_words & batch.language_in(s.stop_words_languages, default=True)
 
-        return [Bound("gopher_min_words", "word_count", "<", s.min_word_count, spaced),
-                Bound("gopher_max_words", "word_count", ">", s.max_word_count, spaced),
-                Bound("gopher_mean_word_length", "mean_word_length", "<", s.min_mean_word_length, spaced),
-                Bound("gopher_mean_word_length", "mean_word_length", ">", s.max_mean_word_length, spaced),
-                Bound("gopher_symbol_word_ratio", "symbol_word_ratio", ">", s.max_symbol_word_ratio, spaced),
+        return [Bound("gopher_min_words", "word_count", "<", s.min_word_count, with_words),
+                Bound("gopher_max_words", "word_count", ">", s.max_word_count, with_words),
+                Bound("gopher_mean_word_length", "mean_word_length", "<", s.min_mean_word_length, with_words),
+                Bound("gopher_mean_word_length", "mean_word_length", ">", s.max_mean_word_length, with_words),
+                Bound("gopher_symbol_word_ratio", "symbol_word_ratio", ">", s.max_symbol_word_ratio, with_words),
                 Bound("gopher_bullet_lines", "bullet_line_frac", ">", s.max_bullet_line_frac),
                 Bound("gopher_ellipsis_lines", "ellipsis_line_frac", ">", s.max_ellipsis_line_frac),
-                Bound("gopher_alpha_words", "alpha_word_frac", "<", s.min_alpha_word_frac, spaced),
+                Bound("gopher_alpha_words", "alpha_word_frac", "<", s.min_alpha_word_frac, with_words),
                 Bound("gopher_stop_words", "stop_word_count", "<", s.min_stop_word_count, stop_word_rows)]
 
     def compute(self, batch: TextBatch) -> Computed:

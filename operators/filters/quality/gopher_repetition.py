@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow.compute as pc
 from pydantic import field_validator
 
-from operators.filters.quality.family import Bound, Computed, FamilySettings, RuleFamily, Signal, spaced
+from operators.filters.quality.family import Bound, Computed, FamilySettings, RuleFamily, Signal, with_words
 from operators.filters.quality.text_batch import Pieces, TextBatch, as_numpy, ratio, row_sum, split
 
 
@@ -82,9 +82,9 @@ class GopherRepetition(RuleFamily):
                Bound("gopher_dup_para_frac", "dup_para_frac", ">", s.max_dup_para_frac),
                Bound("gopher_dup_line_char_frac", "dup_line_char_frac", ">", s.max_dup_line_char_frac),
                Bound("gopher_dup_para_char_frac", "dup_para_char_frac", ">", s.max_dup_para_char_frac)]
-        out += [Bound(f"gopher_top_{n}gram", f"top_{n}gram_char_frac", ">", limit, spaced)
+        out += [Bound(f"gopher_top_{n}gram", f"top_{n}gram_char_frac", ">", limit, with_words)
                 for n, limit in sorted(s.max_top_ngram_char_frac.items())]
-        out += [Bound(f"gopher_dup_{n}gram", f"dup_{n}gram_char_frac", ">", limit, spaced)
+        out += [Bound(f"gopher_dup_{n}gram", f"dup_{n}gram_char_frac", ">", limit, with_words)
                 for n, limit in sorted(s.max_dup_ngram_char_frac.items())]
         return out
 

@@ -1,12 +1,14 @@
 """The quality operator's parameters: which families run, each family's settings, per-language overrides.
 
 `QualityParams` is `QualityOptions` plus one field per family in `FAMILIES`, named after the family
-and holding its settings model, so adding a family is adding it to `FAMILIES`. `per_language` maps
-a language code to overrides of some families' settings; only the names an entry gives replace the
-job's, and the rows of that language are judged with the result (`settings_for`). An entry may not
-change which signals a family writes (its n-gram sizes), since every row of a batch shares the same
-columns. The old flat names (`c4_filter_no_terminal_punct`, `min_words`, ...) are moved into their
-family's settings with a DeprecationWarning naming the new place.
+and holding its settings model, so adding a family is adding it to `FAMILIES`. The rows of a
+language are judged with `settings_for(language)`: the family defaults, then the bundled table's
+entry for the language (`languages`, unless `language_table: false`), then the names the job sets
+for the family, then the job's `per_language` entry; each later one replaces only the names it
+gives. An entry's `skip` lists rules (drop reasons) not applied to the language's rows, counted in
+stats. An entry may not change which signals a family writes (its n-gram sizes), since every row
+of a batch shares the same columns. The old flat names (`c4_filter_no_terminal_punct`, `min_words`,
+...) are moved into their family's settings with a DeprecationWarning naming the new place.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from operators.filters.quality.family import FamilySettings, RuleFamily
 from operators.filters.quality.fineweb import FineWeb
 from operators.filters.quality.gopher_quality import GopherQuality
 from operators.filters.quality.gopher_repetition import GopherRepetition
+from operators.filters.quality.languages import language_table
+from operators.filters.quality.segmentation import SEGMENTED_LANGUAGES
 
 #: Every rule family, in the order they run and a drop reason is chosen.
 FAMILIES: tuple[type[RuleFamily], ...] = (GopherRepetition, GopherQuality, C4, FineWeb)
@@ -31,9 +35,14 @@ NO_SPACE_LANGUAGES = ["zh", "ja", "th", "lo", "km", "my", "bo", "yue", "wuu"]
 
 RuleName = Literal[tuple(ALIASES) + tuple(f.name for f in FAMILIES)]  # type: ignore[valid-type]
 
-#: One language's overrides: for some families, the settings names to replace (the rest stay the job's).
+#: Every drop reason of every family (the names `skip` may give).
+REASONS = tuple(dict.fromkeys(r for f in FAMILIES for r in f(f.Settings()).reasons()))
+
+#: One language's overrides: for some families, the settings names to replace (the rest stay the
+#: job's), and the rules not applied to the language (`skip`, drop reasons).
 LanguageOverrides = create_model(
     "LanguageOverrides", __base__=Params, __module__=__name__,
+    skip=(list[Literal[REASONS]] | None, None),  # type: ignore[valid-type]
     **{f.name: (f.Settings | None, None) for f in FAMILIES})
 
 
@@ -53,8 +62,13 @@ class QualityOptions(Params):
     rules: list[RuleName] = [f.name for f in FAMILIES]
     #: Only judge rows of these languages (None: every row).
     languages: list[str] | None = None
-    #: Languages written without spaces between words: the word-based rules are skipped for them.
+    #: Languages written without spaces between words: unless segmented, the word-based rules are
+    #: skipped for them (and the skips counted).
     no_space_languages: list[str] = NO_SPACE_LANGUAGES
+    #: Languages whose words come from ICU's dictionary word breaker (segmentation).
+    segmented_languages: list[str] = list(SEGMENTED_LANGUAGES)
+    #: Judge each language with the bundled per-language table (languages.json) under the job's settings.
+    language_table: bool = True
     #: language -> overrides of some families' settings for the rows of that language.
     per_language: dict[str, LanguageOverrides] = {}  # type: ignore[valid-type]
 
@@ -92,6 +106,23 @@ class QualityOptions(Params):
             raise ValueError("quality: rules must name at least one rule")
         return [f.name for f in FAMILIES if f.name in named]
 
+    def table_languages(self) -> list[str]:
+        """Languages with settings of their own (bundled table and job entries), sorted."""
+        langs = set(self.per_language)
+        if self.language_table:
+            for entries in language_table().values():
+                langs |= set(entries)
+        return sorted(langs)
+
+    def skipped_rules(self, language: str | None) -> set[str]:
+        """The drop reasons not applied to rows of `language` (the job's entry replaces the table's)."""
+        if language is None:
+            return set()
+        entry = self.per_language.get(language)
+        if entry is not None and entry.skip is not None:
+            return set(entry.skip)
+        return set(language_table().get("skip", {}).get(language, [])) if self.language_table else set()
+
     @model_validator(mode="after")
     def _same_signals_per_language(self):
         for lang in self.per_language:
@@ -106,12 +137,20 @@ class QualityOptions(Params):
     def settings_for(self, language: str | None = None) -> dict[str, FamilySettings]:
         """Each family's settings for rows of `language` (None: the job's)."""
         out = {f.name: getattr(self, f.name) for f in FAMILIES}
-        entry = self.per_language.get(language) if language is not None else None
-        if entry is not None:
-            for name, base in out.items():
-                override = getattr(entry, name)
-                if override is not None:
-                    out[name] = base.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
+        if language is None:
+            return out
+        table = language_table() if self.language_table else {}
+        entry = self.per_language.get(language)
+        for family in FAMILIES:
+            job = out[family.name]
+            bundled = table.get(family.name, {}).get(language)
+            if bundled:
+                base = family.Settings(**bundled)
+                out[family.name] = base.model_copy(update={k: getattr(job, k) for k in job.model_fields_set})
+            override = getattr(entry, family.name) if entry is not None else None
+            if override is not None:
+                out[family.name] = out[family.name].model_copy(
+                    update={k: getattr(override, k) for k in override.model_fields_set})
         return out
 
 

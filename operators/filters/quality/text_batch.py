@@ -3,8 +3,10 @@
 Every split is one Arrow kernel over the whole batch, flattened into `Pieces` that remember the row
 each piece came from, so per-row figures are `np.bincount` sums over those rows (`row_sum`). A
 family asks for `words` or `lines`; the first ask splits, later families reuse the result. The
-languages of the rows (when the batch has a `language` column) decide which rows the word-based
-rules apply to (`spaced`) and which rows the operator looks at (`scope`).
+languages of the rows (when the batch has a `language` column) decide how their words are found
+(whitespace, or ICU's word breaker for `segmented_languages`, see `segmentation`), which rows the
+word-based rules apply to (`has_words`: every row but those of a language written without spaces
+that is not segmented) and which rows the operator looks at (`scope`).
 """
 from __future__ import annotations
 
@@ -93,17 +95,20 @@ class TextBatch:
     """The `text` of a record batch (nulls read as ""), its languages and its shared splits."""
 
     def __init__(self, batch: pa.RecordBatch, no_space_languages: list[str],
-                 languages: list[str] | None = None, text: pa.Array | None = None) -> None:
+                 languages: list[str] | None = None, text: pa.Array | None = None,
+                 segmented_languages: list[str] = ()) -> None:
         self.n = batch.num_rows
         self.record_batch = batch
         self.no_space_languages = no_space_languages
         self.languages = languages
+        self.segmented_languages = list(segmented_languages)
         if text is not None:
             self.text = text
 
     def with_text(self, text: pa.Array) -> TextBatch:
         """The same rows with a new text (C4's cleaned lines): splits are redone on demand."""
-        return TextBatch(self.record_batch, self.no_space_languages, self.languages, text)
+        return TextBatch(self.record_batch, self.no_space_languages, self.languages, text,
+                         self.segmented_languages)
 
     def take(self, rows: np.ndarray) -> TextBatch:
         """The given rows only (their text and language; no other column is copied)."""
@@ -111,7 +116,8 @@ class TextBatch:
         cols = {TEXT: self.text.take(idx)}
         if self.language is not None:
             cols[LANGUAGE] = self.language.take(idx)
-        return TextBatch(pa.RecordBatch.from_pydict(cols), self.no_space_languages, self.languages)
+        return TextBatch(pa.RecordBatch.from_pydict(cols), self.no_space_languages, self.languages,
+                         segmented_languages=self.segmented_languages)
 
     @cached_property
     def text(self) -> pa.Array:
@@ -137,9 +143,16 @@ class TextBatch:
         return as_numpy(pc.is_in(self.language, value_set=pa.array(values, pa.string()))).astype(bool)
 
     @cached_property
-    def spaced(self) -> np.ndarray:
-        """Rows written with spaces between words: the word-based rules apply to them."""
-        return ~self.language_in(self.no_space_languages, default=False)
+    def segmented(self) -> np.ndarray:
+        """Rows whose words come from ICU's word breaker (their language is written without spaces)."""
+        if not self.segmented_languages:
+            return np.zeros(self.n, dtype=bool)
+        return self.language_in(self.segmented_languages, default=False)
+
+    @cached_property
+    def has_words(self) -> np.ndarray:
+        """Rows whose words are known (written with spaces, or segmented): the word-based rules apply."""
+        return ~self.language_in(self.no_space_languages, default=False) | self.segmented
 
     @cached_property
     def scope(self) -> np.ndarray:
@@ -154,8 +167,50 @@ class TextBatch:
 
     @cached_property
     def words(self) -> Pieces:
-        """Whitespace-separated words."""
-        return split(pc.utf8_trim_whitespace(self.text), "ws").nonempty()
+        """The words of every row: whitespace-separated, or ICU's for segmented rows."""
+        spaced = split(pc.utf8_trim_whitespace(self.text), "ws").nonempty()
+        if not self.segmented.any():
+            return spaced
+        seg = self.segmented_words
+        other = spaced.where(~self.segmented[spaced.rows])
+        rows = np.concatenate([other.rows, seg.rows])
+        order = np.argsort(rows, kind="stable")  # a row's words all come from one side, in order
+        return Pieces(pa.concat_arrays([other.values, seg.values]).take(pa.array(order)), rows[order],
+                      np.concatenate([other.lengths, seg.lengths])[order])
+
+    @cached_property
+    def segmented_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.segmented)
+
+    @cached_property
+    def segmented_split(self) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+        """ICU words of the segmented rows: (words, row in this batch, line within the row)."""
+        from operators.filters.quality.segmentation import segment
+
+        rows = self.segmented_rows
+        idx = pa.array(rows, pa.int64())
+        words, doc, line = segment(self.text.take(idx).to_pylist(), self.language.take(idx).to_pylist())
+        return words, rows[doc], line
+
+    @cached_property
+    def segmented_words(self) -> Pieces:
+        words, rows, _ = self.segmented_split
+        return Pieces.of(words, rows)
+
+    def line_words(self) -> Pieces:
+        """The words of every line of `raw_lines` (`rows` index those lines): whitespace-separated, or
+        ICU's for the lines of segmented rows."""
+        spaced = split(self.lines.values, "ws")
+        if not self.segmented.any():
+            return spaced
+        words, rows, line = self.segmented_split
+        first_line = np.concatenate([[0], np.cumsum(np.bincount(self.raw_lines.rows, minlength=self.n))[:-1]])
+        seg_lines = first_line[rows] + line
+        other = spaced.where(~self.segmented[self.raw_lines.rows[spaced.rows]])
+        at = np.concatenate([other.rows, seg_lines])
+        order = np.argsort(at, kind="stable")
+        return Pieces(pa.concat_arrays([other.values, words]).take(pa.array(order)), at[order],
+                      np.concatenate([other.lengths, as_numpy(pc.utf8_length(words)).astype(np.int64)])[order])
 
     @cached_property
     def raw_lines(self) -> Pieces:

@@ -84,7 +84,8 @@ class Snapshots:
         C["c-nearA"] = self.near(A["a023"])
         C["c-exactB"] = B["b005"].replace(" ", "  ")
         C["c-nearB"] = self.near(B["b006"])
-        C["c-nearBremoved"] = self.near(B["b-nearA12"])   # B removed it against A
+        C["c-nearBremoved"] = self.near(B["b-nearA12"], 1)   # B removed it against A
+        C["c-exactBremoved"] = B["b-nearA12"].lower()
         C["c-nearC"] = self.near(C["c000"])
         self.docs = {"a": A, "b": B, "c": C}
 
@@ -93,10 +94,13 @@ class Snapshots:
         words = self.vocab[start:start + self.rng.randrange(160, 260)]
         return "\n".join(" ".join(words[j:j + 40]) for j in range(0, len(words), 40))
 
-    def near(self, text: str) -> str:
-        """About 1% of the words edited, paragraph by paragraph."""
-        return "\n".join(" ".join(edit_words(p.split(), 0.01, self.rng, self.vocab, min_edits=1))
-                         for p in text.split("\n") if p)
+    def near(self, text: str, edits: int = 2) -> str:
+        """One word edited (replaced, deleted or inserted) in each of `edits` paragraphs: with two,
+        about 1% of the words of a passage, a 5-shingle Jaccard near 0.9."""
+        paras = text.split("\n")
+        for j in self.rng.sample(range(len(paras)), min(edits, len(paras))):
+            paras[j] = " ".join(edit_words(paras[j].split(), 0.0, self.rng, self.vocab, min_edits=1))
+        return "\n".join(paras)
 
     def write(self, root: Path) -> dict[str, list[str]]:
         """Each snapshot as JSONL shards under root/<name>/ (a: 2, b: 3, c: 2); ids in a random order."""
@@ -168,10 +172,10 @@ def assert_b_as_in_single_run(b_out: Path, single: Path, prefix: str, snapshot: 
 def runs(snap, tmp_path_factory):
     """A, B against A and the single run over A+B, for two pipelines; A and B with other
     partition counts (B re-partitions A's index)."""
-    s, paths = snap
+    _, paths = snap
     root = tmp_path_factory.mktemp("runs")
     out = {}
-    for name, pipeline, (pa_, pb) in (("exact", EXACT_MINHASH, (16, 5)), ("lines", LINES_EXACT_VERIFIED, (4, 4))):
+    for name, pipeline, (pa_, pb) in (("exact", EXACT_MINHASH, (16, 5)), ("lines", LINES_EXACT_VERIFIED, (4, 6))):
         a, b, ab = root / f"{name}-A", root / f"{name}-B", root / f"{name}-AB"
         run(job(pipeline, pa_), paths["a"], a)
         before = tree(a)
@@ -277,6 +281,13 @@ def test_chain_c_against_a_and_b(snap, runs, tmp_path):
     assert rejects(b)["b-nearA12"]["kept_in"] == a_id
     assert rej["c-nearBremoved"]["kept_in"] == a_id
     assert rej["c-nearBremoved"]["kept_id"] in kept(a)
+    # an exact copy of it names the document exact_dedup kept in B, which minhash_dedup then removed
+    assert (rej["c-exactBremoved"]["reason"], rej["c-exactBremoved"]["kept_id"], rej["c-exactBremoved"]["kept_in"]) == (
+        "exact_duplicate_of_previous", "b-nearA12", b_id)
+    # cluster sizes over the chain (that copy counted for A's document) equal the single run's
+    sizes = cluster_sizes([str(a), str(b), str(c)])
+    single = {i: r[CLUSTER_SIZE] for i, r in kept(abc).items()}
+    assert dict(zip(sizes.column("id").to_pylist(), sizes.column(CLUSTER_SIZE).to_pylist())) == single
     only_b = tmp_path / "C-against-B"
     run(job(EXACT_MINHASH, 7, against=[b]), paths["c"], only_b)
     rej_b = rejects(only_b)
@@ -353,3 +364,23 @@ def test_same_output_with_one_worker_and_on_ray(snap, runs, tmp_path):
         assert eio.read_parquet(str(out / "duplicates.parquet")).equals(eio.read_parquet(str(b / "duplicates.parquet")))
         for p in (b / "index").rglob("*.parquet"):
             assert eio.read_parquet(str(out / p.relative_to(b))).equals(eio.read_parquet(str(p))), p
+
+
+def test_decant_dedup_against(snap, runs, tmp_path):
+    """`decant dedup --against` (MinHash alone, as the command runs it) and its one-line refusal."""
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+    _, paths = snap
+    a, _, _ = runs["exact"]
+    out = tmp_path / "dedup"
+    inputs = [x for p in paths["b"] for x in ("-i", p)]
+    res = CliRunner().invoke(app, ["dedup", *inputs, "-o", str(out), "--against", str(a), "-q"])
+    assert res.exit_code == 0, res.output
+    reasons = {r["reason"] for r in rejects(out).values()}
+    assert "near_duplicate_of_previous" in reasons
+    assert all(r["kept_in"] == output_identity(str(a)) for r in rejects(out).values()
+               if r["reason"] == "near_duplicate_of_previous")
+    bad = CliRunner().invoke(app, ["dedup", *inputs, "-o", str(tmp_path / "bad"), "--against", str(a),
+                                   "--num-perm", "128", "-q"])
+    assert bad.exit_code == 2 and "other parameters" in bad.output

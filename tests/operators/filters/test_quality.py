@@ -239,13 +239,19 @@ def test_fineweb_rules(en):
 
 def test_languages_without_spaces(shared_data, en):
     zh = "\n".join(sentences(shared_data, "zh")[:12])
-    de = "\n".join(s for s in sentences(shared_data, "fi")[:40] if s[-1] in ".!?")
+    fi = "\n".join(s for s in sentences(shared_data, "fi")[:40] if s[-1] in ".!?")
     # without a language column zh is one "word" per line: Gopher drops it
     assert reasons(run([zh], rules=["gopher_quality"]))[0] == "gopher_min_words"
-    res = run([zh, de, de], language=["zh", "fi", "en"], rules=["gopher_quality"])
-    # zh: word rules skipped; fi: no English stop-word rule; the same text labelled en fails it
+    # zh: ICU words (and the table's word length for them); fi: its own stop words; the same Finnish
+    # text labelled en fails the English ones
+    res = run([zh, fi, fi], language=["zh", "fi", "en"], rules=["gopher_quality"])
     assert reasons(res) == [None, None, "gopher_stop_words"]
-    # C4 keeps Chinese lines (no 3-words rule, 。 is terminal punctuation)
+    assert res.batch.column("quality_word_count").to_pylist()[0] > 150
+    # not segmented, zh's word rules are skipped, and every skip is counted
+    res = run([zh, zh], language=["zh", "zh"], rules=["gopher_quality"], segmented_languages=[])
+    assert reasons(res) == [None, None]
+    assert res.counts["skipped.gopher_min_words.zh"] == 2 and res.counts["skipped.gopher_stop_words.zh"] == 2
+    # C4 keeps Chinese lines (they have 3 ICU words or more, 。 is terminal punctuation)
     res = run([zh], language=["zh"], rules=["c4"])
     assert res.batch.column("quality_c4_lines_removed").to_pylist()[0] <= 3
     assert res.keep.tolist() == [True]
@@ -259,7 +265,7 @@ def test_c4_counts_cjk_sentences_without_spaces(shared_data):
     # counted as 1 sentence, so c4_min_sentences dropped nearly every zh/ja page.
     zh = "".join(sentences(shared_data, "zh")[:12])
     ja = "".join(sentences(shared_data, "ja")[:12])
-    res = run([zh, ja, "短句。"], language=["zh", "ja", "zh"], rules=["c4"])
+    res = run([zh, ja, "今天天气很好。"], language=["zh", "ja", "zh"], rules=["c4"])
     counts = res.batch.column("quality_c4_sentences").to_pylist()
     assert counts[0] >= 10 and counts[1] >= 10 and counts[2] == 1
     assert reasons(res) == [None, None, "c4_min_sentences"]
@@ -362,14 +368,16 @@ def test_per_language_entry_overrides_only_its_rows(shared_data, en):
     en_stripped = " ".join(w for w in good_doc(en, 0).split() if w.lower() not in STOP_WORDS)
     texts, langs = [doc, stripped, en_stripped], ["de", "de", "en"]
     table = {"de": {"gopher_quality": {"stop_words": GERMAN_STOP_WORDS, "stop_words_languages": ["de"]}}}
-    # the job's rule checks English rows only; the entry gives German rows their own stop words
-    assert reasons(run(texts, language=langs, rules=["gopher_quality"])) == [None, None, "gopher_stop_words"]
-    res = run(texts, language=langs, rules=["gopher_quality"], per_language=table)
+    # without the bundled table the job's rule checks English rows only; the entry gives German rows
+    # their own stop words
+    bare = {"rules": ["gopher_quality"], "language_table": False}
+    assert reasons(run(texts, language=langs, **bare)) == [None, None, "gopher_stop_words"]
+    res = run(texts, language=langs, per_language=table, **bare)
     assert reasons(res) == [None, "gopher_stop_words", "gopher_stop_words"]
     counts = res.batch.column("quality_stop_word_count").to_pylist()
     assert counts[0] >= 10 and counts[1] == 0
     # names the entry does not give keep the job's values
-    q = Quality(gopher_quality={"min_word_count": 20}, per_language=table)
+    q = Quality(gopher_quality={"min_word_count": 20}, per_language=table, language_table=False)
     de_settings = q.params.settings_for("de")["gopher_quality"]
     assert de_settings.min_word_count == 20 and de_settings.stop_words == GERMAN_STOP_WORDS
     assert q.params.settings_for("en")["gopher_quality"] == q.params.gopher_quality
@@ -423,3 +431,137 @@ def test_bad_per_language_entry_is_an_error_naming_its_place(entry, message):
     with pytest.raises(JobError) as e:
         Graph(parse_job({"pipeline": [{"quality": {"per_language": {"de": entry}}}]}), packages=["operators"])
     assert message in str(e.value)
+
+
+# ---------------------------------------------------------------- the bundled per-language table
+
+TABLE_LANGS = ["de", "fr", "ru", "zh", "ja", "ar", "hi"]
+DEFAULT_JOB = {"rules": ["gopher", "c4", "fineweb"], "c4": {"filter_no_terminal_punct": False}}
+
+
+def held_out_docs(shared_data, lang: str, n: int = 20, source: str = "lingua") -> list[str]:
+    """Documents of 8 real sentences the table was not derived from (lingua's held-out 25%, UD's 10%)."""
+    from operators.lm_bundled import language_text
+
+    held = language_text(shared_data, lang).held_out[source]
+    rng = np.random.default_rng(7)
+    glue = "" if lang in ("zh", "ja") else " "
+    out = []
+    for _ in range(n):
+        s = [held[j] for j in rng.choice(len(held), 8, replace=False)]
+        out.append("\n".join(glue.join(s[j:j + 2]) for j in range(0, 8, 2)))
+    return out
+
+
+@pytest.mark.parametrize("lang", TABLE_LANGS)
+def test_table_judges_real_sentences_of_each_language(shared_data, lang):
+    """Held-out real documents pass the default rules with the table; without the language's stop words
+    they fail its stop-word rule; without the table the English-made rules misjudge them."""
+    from operators.filters.quality.languages import language_table
+
+    docs = held_out_docs(shared_data, lang)
+    langs = [lang] * len(docs)
+    res = run(docs, language=langs, **DEFAULT_JOB)
+    assert np.mean(res.keep) >= 0.9, Counter(reasons(res))
+    assert not res.counts  # every rule applies to these languages
+    stop = set(language_table()["gopher_quality"][lang]["stop_words"])
+    if lang in ("zh", "ja"):
+        from operators.filters.quality.segmentation import segment
+        words, rows, _ = segment(docs, langs)
+        words, rows = words.to_pylist(), rows.tolist()
+        stripped = ["".join(w for w, r in zip(words, rows) if r == i and w.lower() not in stop) for i in range(len(docs))]
+    else:
+        stripped = ["\n".join(" ".join(w for w in ln.split() if w.lower() not in stop) for ln in d.split("\n"))
+                    for d in docs]
+    res = run(stripped, language=langs, rules=["gopher_quality"])
+    assert res.batch.column("quality_stop_word_count").to_pylist() == [0] * len(docs)
+    why = Counter(reasons(res))   # stripping may also leave fewer than 50 words
+    assert set(why) <= {"gopher_stop_words", "gopher_min_words"} and why["gopher_stop_words"] > len(docs) / 2
+    bare = run(docs, language=langs, language_table=False, **DEFAULT_JOB)
+    if lang in ("zh", "ja"):   # English word lengths: ICU's 1-2 character words are "too short"
+        assert np.mean(bare.keep) < 0.5
+        assert set(reasons(bare)) - {None} == {"gopher_mean_word_length"}
+    else:                      # the English stop-word list is not checked for other languages: counted
+        assert bare.counts[f"skipped.gopher_stop_words.{lang}"] == len(docs)
+
+
+def test_rules_a_language_cannot_be_judged_by_are_skipped_and_counted(shared_data):
+    th = held_out_docs(shared_data, "th", 6, source="ud")   # lingua's Thai lines all end in "." (cut at abbreviations)
+    en_doc = held_out_docs(shared_data, "en", 1)[0]
+    res = run(th + [en_doc, en_doc, en_doc], language=["th"] * 6 + ["bo", "xx", None], **DEFAULT_JOB)
+    # Thai ends sentences without punctuation: C4's sentence count and FineWeb's punctuation share skip it
+    assert res.counts["skipped.c4_min_sentences.th"] == 6
+    assert res.counts["skipped.fineweb_line_punct_ratio.th"] == 6
+    assert np.mean(res.keep[:6]) >= 0.8
+    # bo: written without spaces, not segmented: the word rules; xx and no language: no stop words
+    assert res.counts["skipped.gopher_min_words.bo"] == 1 and res.counts["skipped.gopher_top_2gram.bo"] == 1
+    assert res.counts["skipped.gopher_stop_words.xx"] == 1 and res.counts["skipped.gopher_stop_words.none"] == 1
+    # a job's per_language skip replaces the table's
+    res = run(th, language=["th"] * 6, per_language={"th": {"skip": ["c4_min_sentences"]}}, **DEFAULT_JOB)
+    assert set(res.counts) == {"skipped.c4_min_sentences.th"}
+    assert set(reasons(res)) == {"fineweb_line_punct_ratio"}
+    with pytest.raises(ValidationError, match="skip"):
+        Quality(per_language={"th": {"skip": ["no_such_rule"]}})
+
+
+def test_job_settings_override_the_table():
+    q = Quality()
+    zh = q.params.settings_for("zh")
+    assert zh["gopher_quality"].min_mean_word_length < 3 and zh["fineweb"].short_line_length < 30
+    assert zh["gopher_quality"].stop_words_languages == ["zh"]
+    # a name the job sets for the family wins over every language's table entry ...
+    q = Quality(gopher_quality={"min_mean_word_length": 2.5})
+    assert q.params.settings_for("zh")["gopher_quality"].min_mean_word_length == 2.5
+    assert q.params.settings_for("zh")["gopher_quality"].stop_words == zh["gopher_quality"].stop_words
+    # ... and the job's per_language entry over both
+    q = Quality(gopher_quality={"min_mean_word_length": 2.5}, per_language={"zh": {"gopher_quality": {
+        "min_mean_word_length": 0.5}}})
+    assert q.params.settings_for("zh")["gopher_quality"].min_mean_word_length == 0.5
+    assert Quality(language_table=False).params.settings_for("zh")["gopher_quality"].min_mean_word_length == 3.0
+    assert Quality().params.settings_for("en") == Quality(language_table=False).params.settings_for("en")
+
+
+def test_segmentation_glues_punctuation_and_keeps_lines(shared_data):
+    from operators.filters.quality.segmentation import segment
+    from operators.filters.quality.text_batch import TextBatch
+
+    zh = sentences(shared_data, "zh")[:3]
+    ja = sentences(shared_data, "ja")[:2]
+    th = sentences(shared_data, "th")[:2]
+    texts = ["\n".join(zh), "\n\n".join(ja), " ".join(th)]
+    words, rows, lines = segment(texts, ["zh", "ja", "th"])
+    words, rows, lines = words.to_pylist(), rows.tolist(), lines.tolist()
+    for i, t in enumerate(texts):   # nothing lost but whitespace
+        assert "".join(w for w, r in zip(words, rows) if r == i) == "".join(t.split())
+    assert not any(w[0] in "，。、" for w in words)      # punctuation glued to the word before it
+    assert any(w.endswith("。") and len(w) > 1 for w in words)
+    assert sorted(set(l for l, r in zip(lines, rows) if r == 0)) == [0, 1, 2]
+    assert sorted(set(l for l, r in zip(lines, rows) if r == 1)) == [0, 2]
+    # line words of the batch: each line's ICU words
+    batch = make_batch({"text": texts, "language": ["zh", "ja", "th"]})
+    tb = TextBatch(batch, ["zh", "ja", "th"], segmented_languages=["zh", "ja", "th"])
+    lw = tb.line_words()
+    line_text = tb.raw_lines.values.to_pylist()
+    for k, line in enumerate(line_text):
+        got = [w for w, at in zip(lw.values.to_pylist(), lw.rows.tolist()) if at == k]
+        assert "".join(got) == "".join(line.split())
+
+
+@pytest.mark.slow
+def test_table_rebuilds_from_the_shared_data(shared_data):
+    """languages.json is what its builder derives from the training text: nothing in it is typed in."""
+    from operators.filters.quality.languages import TABLE_FILE, build
+
+    assert build(shared_data) == json.loads(TABLE_FILE.read_text(encoding="utf-8"))
+
+
+def test_skips_reach_stats_json(shared_data, tmp_path):
+    from jobs.runjob import run_job
+
+    th = held_out_docs(shared_data, "th", 6, source="ud")
+    src = tmp_path / "th.jsonl"
+    src.write_text("".join(json.dumps({"id": str(i), "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(th)))
+    stats = run_job({"pipeline": [{"langid": {}}, {"quality": DEFAULT_JOB}]}, inputs=[str(src)],
+                    out=str(tmp_path / "out"), executor="local", workers=1)
+    counts = stats["operators"]["quality"]["counts"]
+    assert counts["skipped.c4_min_sentences.th"] == stats["operators"]["quality"]["docs_in"] == 6
