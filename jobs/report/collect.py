@@ -151,8 +151,9 @@ def _step_params(job: dict[str, Any], name: str) -> dict[str, Any] | None:
     return None
 
 
-def _model_cutoffs(job: dict[str, Any]) -> tuple[dict[str, tuple[float, ...]], str, list[int]]:
-    """The perplexity cut-offs the job used (its cut-offs file or its models' one), when found on this machine."""
+def _model_cutoffs(job: dict[str, Any], out: str) -> tuple[dict[str, tuple[float, ...]], str, list[int]]:
+    """The perplexity cut-offs the job used: OUT/cutoffs.json with `cutoffs: auto`, else its cut-offs
+    file or its models' one, when found on this machine."""
     params = _step_params(job, "perplexity")
     if params is None:
         return {}, "", list(DEFAULT_PERCENTILES)
@@ -160,6 +161,12 @@ def _model_cutoffs(job: dict[str, Any]) -> tuple[dict[str, tuple[float, ...]], s
     from operators.paths import REPO_ROOT
     from operators.perplexity import load_cutoffs, resolve_models_dir
 
+    if params.get("cutoffs") == "auto":
+        path = f"{out}/cutoffs.json"
+        try:
+            return (load_cutoffs(path, percentiles), path, percentiles) if eio.exists(path) else ({}, "", percentiles)
+        except (OSError, ValueError, KeyError):
+            return {}, "", percentiles
     try:
         models = resolve_models_dir(params.get("models", "bundled"))
         path = Path(params["cutoffs"]) if params.get("cutoffs") else models / "cutoffs.json"
@@ -197,8 +204,8 @@ def collect_documents(out: str) -> tuple[DocumentCounts, dict[str, list[float]]]
     return docs, ppl
 
 
-def collect_perplexity(ppl: dict[str, list[float]], job: dict[str, Any]) -> PerplexityData:
-    cut, cut_source, percentiles = _model_cutoffs(job)
+def collect_perplexity(ppl: dict[str, list[float]], job: dict[str, Any], out: str) -> PerplexityData:
+    cut, cut_source, percentiles = _model_cutoffs(job, out)
     data = PerplexityData(values={k: np.asarray(v) for k, v in ppl.items()}, percentiles=percentiles,
                           cutoffs_file=cut_source)
     for lang, vals in ppl.items():
@@ -274,6 +281,6 @@ def collect(out: str) -> ReportData:
     docs.has_language = docs.has_language or bool(stats and "langid" in (stats.get("operators") or {}))
     drops, drops_source = collect_drops(out, stats)
     return ReportData(out=out if "://" in out else str(Path(out).resolve()), stats=stats, job=job,
-                      documents=docs, perplexity=collect_perplexity(ppl, job), drops=drops,
+                      documents=docs, perplexity=collect_perplexity(ppl, job, out), drops=drops,
                       drops_source=drops_source, duplicates=collect_duplicates(out),
                       throughput=collect_throughput(stats))
