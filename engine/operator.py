@@ -100,6 +100,11 @@ class Operator:
         """The columns this configured instance adds (may depend on parameters)."""
         return self.outputs
 
+    def external_cpu_seconds(self) -> float:
+        """CPU seconds this instance has spent so far outside the worker process (a helper child
+        process); the engine adds what a batch adds to it to the operator's `cpu_seconds`."""
+        return 0.0
+
     def expand(self) -> list["Operator"]:
         """The operators this step runs as (default: itself). A step whose configuration needs a
         barrier (e.g. perplexity buckets from cut-offs taken on the job's own documents) returns a

@@ -76,8 +76,10 @@ def run_operator(op: Operator, batch: pa.RecordBatch, rejects: RejectSink, stats
     if batch.num_rows == 0:
         return batch
     nbytes = string_bytes(batch, op.inputs)
+    elsewhere = op.external_cpu_seconds()
     with Timer(stats, op.name):
         res = op.process(batch)
+    stats.op(op.name).cpu_seconds += op.external_cpu_seconds() - elsewhere
     return route(op.name, res, batch.num_rows, rejects, stats, nbytes)
 
 
