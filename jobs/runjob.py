@@ -9,6 +9,7 @@ from engine.errors import JobError
 from engine.finish import finish
 from engine.graph import Graph
 from engine.job import JobSpec, parse_job
+from engine.operator import GlobalOperator
 from engine.plan import JobPlan, make_plan, prepare_output
 from engine.stats import UnitStats
 from jobs.paths import PACKAGES, SAMPLES, working_dir_env
@@ -30,7 +31,21 @@ def plan_job(spec: dict[str, Any] | JobSpec, inputs: list[str] | None = None, ou
     job = graph.spec
     if not inputs and not job.input.paths:
         inputs = default_inputs()
-    return make_plan(job, inputs, out, PACKAGES), graph
+    plan = make_plan(job, inputs, out, PACKAGES)
+    check_against(graph, plan)
+    return plan, graph
+
+
+def check_against(graph: Graph, plan: JobPlan) -> None:
+    """Each global step accepts each earlier output named in `dedup.against` (its index exists and
+    was built with the same parameters), before any shard is read."""
+    for i, prev in enumerate(plan.spec.dedup.against):
+        for op in graph.operators:
+            if isinstance(op, GlobalOperator):
+                try:
+                    op.check_against(prev.rstrip("/"))
+                except ValueError as e:
+                    raise JobError(f"dedup.against[{i}]: {op.name}: {e}") from None
 
 
 def make_executor(kind: str, workers: int, spec: JobSpec, address: str | None = None):

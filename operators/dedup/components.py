@@ -37,9 +37,15 @@ from operators.dedup.minhash import fmix64
 EDGE_SCHEMA = pa.schema([pa.field("u", pa.uint64()), pa.field("v", pa.uint64())])
 
 
+#: The low 56 bits of a node are a document key; minhash_dedup tags the nodes of documents of
+#: other outputs in the top byte, and a document lands in the same partition whatever its tag.
+KEY_BITS = 56
+KEY_MASK = np.uint64((1 << KEY_BITS) - 1)
+
+
 def node_partition(keys: np.ndarray, num_partitions: int) -> np.ndarray:
-    """Partition of each node key: fmix64(key) mod P (int64)."""
-    h = fmix64(np.array(keys, dtype=np.uint64, copy=True))
+    """Partition of each node: fmix64(its low 56 bits) mod P (int64)."""
+    h = fmix64(np.array(keys, dtype=np.uint64, copy=True) & KEY_MASK)
     return (h % np.uint64(num_partitions)).astype(np.int64)
 
 
@@ -55,6 +61,17 @@ def write_by_node(table: pa.Table, keys: np.ndarray, out_dir: str, source: int, 
     """Scatter rows to `out_dir/part-<node partition of their key>/from-<source>.parquet`, row order kept."""
     for q, rows in scatter_table(table, node_partition(keys, num_partitions)):
         write_parquet_atomic(rows, f"{part_dir(out_dir, q)}/from-{source:05d}.parquet")
+
+
+def write_by_shard(table: pa.Table, keys: np.ndarray, out_dir: str, source: int) -> list[tuple[int, str]]:
+    """Scatter rows by the shard of their document key to `out_dir/shard-<s>/part-<source>.parquet`;
+    returns (shard, path) of each file written (a reduce task's per-shard pieces)."""
+    written = []
+    for shard, rows in scatter_table(table, (np.asarray(keys, dtype=np.uint64) >> np.uint64(32)).astype(np.int64)):
+        path = f"{out_dir}/shard-{shard:06d}/part-{source:05d}.parquet"
+        write_parquet_atomic(rows, path)
+        written.append((shard, path))
+    return written
 
 
 def write_undirected(a: np.ndarray, b: np.ndarray, out_dir: str, source: int, num_partitions: int) -> int:
