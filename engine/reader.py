@@ -21,7 +21,8 @@ import pyarrow as pa
 
 from engine import registry
 from engine.errors import JobError
-from engine.io import read_head
+from engine.errors import StorageError
+from engine.io import open_input, read_head
 
 #: How much of a (decompressed) shard the sniffers look at: enough for a header and a few records.
 HEAD_BYTES = 65_536
@@ -58,6 +59,17 @@ class Reader:
 
     def read(self, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
         raise NotImplementedError
+
+    def open_shard(self, path: str):
+        """The shard opened for reading, or None with the reason recorded in `errors` (a missing or
+        unreadable shard is reported, not raised; a storage failure is raised, to be retried)."""
+        try:
+            return open_input(path, "rb")
+        except StorageError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            self.errors.append(f"cannot open: {type(e).__name__}: {e}")
+            return None
 
     def count(self, group: str, key: str, n: int = 1) -> None:
         d = self.stats.setdefault(group, {})

@@ -20,7 +20,6 @@ import pyarrow as pa
 from engine.documents import DROP_REASON, make_batch
 from operators.columns import HTML
 from engine.errors import StorageError
-from engine.io import open_input
 from engine.reader import Reader
 from engine.registry import register
 
@@ -235,12 +234,8 @@ class JsonlReader(Reader):
         shard = basename(path)
         builder = TableBuilder(self, self.text_field, self.id_field, shard)
         items: list[tuple[dict, dict]] = []
-        try:
-            f = open_input(path, "rb")
-        except StorageError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            self.errors.append(f"cannot open: {type(e).__name__}: {e}")
+        f = self.open_shard(path)
+        if f is None:
             return
         batch_size = max(1, int(batch_size))
         with f:

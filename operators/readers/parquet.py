@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 
 from engine.documents import DROP_REASON, make_batch
 from engine.errors import StorageError
-from engine.io import open_input
 from engine.reader import Reader
 from engine.registry import register
 
@@ -66,12 +65,8 @@ class ParquetReader(Reader):
 
     def read(self, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
         shard = basename(path)
-        try:
-            f = open_input(path, "rb")
-        except StorageError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            self.errors.append(f"cannot open: {type(e).__name__}: {e}")
+        f = self.open_shard(path)
+        if f is None:
             return
         batch_size = max(1, int(batch_size))
         with f:

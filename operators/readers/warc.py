@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from engine.errors import StorageError
-from engine.io import open_input
 from engine.reader import Reader
 from engine.registry import register
 
@@ -594,12 +593,8 @@ class WarcReader(Reader):
     def read(self, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
         rows = RowBuffer(batch_size, self.max_batch_bytes)
         name = basename(path)
-        try:
-            f = open_input(path, "rb")
-        except StorageError:
-            raise
-        except Exception as e:  # noqa: BLE001 - a missing/unreadable shard is reported, not raised
-            self.errors.append(f"cannot open: {type(e).__name__}: {e}")
+        f = self.open_shard(path)
+        if f is None:
             return
         with f:
             try:
