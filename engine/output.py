@@ -121,13 +121,34 @@ class DocumentWriter(FolderWriter):
         if not self.partition_by:
             self.write_to("documents", batch)
             return
+        combo, values = self._combinations(batch)
+        folders = [partition_path(self.partition_by, v) for v in values]  # one name per combination
+        for i in sorted(range(len(values)), key=folders.__getitem__):
+            sub = batch.filter(pa.array(combo == i)) if len(values) > 1 else batch
+            self.write_to(f"documents/{folders[i]}", sub)
+
+    def _combinations(self, batch: pa.RecordBatch) -> tuple[np.ndarray, list[tuple]]:
+        """Each row's combination of partition values (an index), and the combinations, from
+        Arrow's dictionary encoding: Python runs once per distinct value, not once per row."""
         n = batch.num_rows
-        cols = [batch.column(c).to_pylist() if c in batch.schema.names else [None] * n for c in self.partition_by]
-        keys = np.array([partition_path(self.partition_by, vals) for vals in zip(*cols)], dtype=object)
-        uniq = sorted(set(keys.tolist()))
-        for key in uniq:
-            sub = batch.filter(pa.array(keys == key)) if len(uniq) > 1 else batch
-            self.write_to(f"documents/{key}", sub)
+        code = np.zeros(n, dtype=np.int64)
+        dictionaries: list[list] = []
+        for c in self.partition_by:
+            if c not in batch.schema.names or pa.types.is_null(batch.schema.field(c).type):
+                dictionaries.append([None])
+                continue
+            enc = pc.dictionary_encode(batch.column(c), null_encoding="encode")
+            dictionaries.append(enc.dictionary.to_pylist())
+            code = code * len(dictionaries[-1]) + enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        uniq, combo = np.unique(code, return_inverse=True)
+        values = []
+        for u in uniq.tolist():
+            parts = []
+            for d in reversed(dictionaries):
+                u, j = divmod(u, len(d))
+                parts.append(d[j])
+            values.append(tuple(reversed(parts)))
+        return combo.reshape(-1), values
 
 
 class RejectWriter(FolderWriter):

@@ -82,15 +82,10 @@ def classifier_train(
 
     pos = _read(positive, text_field, language, max_docs, seed, "positive")
     neg = _read(negative, text_field, language, max_docs, seed, "negative")
-    try:
-        meta = train_classifier(pos, neg, out, heldout=heldout, seed=seed, epoch=epoch, lr=lr, dim=dim,
-                                word_ngrams=word_ngrams, min_count=min_count, bucket=bucket, quantize=quantize,
-                                cutoff=cutoff, threshold=threshold, shuffled_negatives=shuffled_negatives,
-                                language=language,
-                                inputs={"positive": positive, "negative": negative, "note": note})
-    except ValueError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    meta = _train(train_classifier, pos, neg, out, heldout=heldout, seed=seed, epoch=epoch, lr=lr, dim=dim,
+                  word_ngrams=word_ngrams, min_count=min_count, bucket=bucket, quantize=quantize,
+                  cutoff=cutoff, threshold=threshold, shuffled_negatives=shuffled_negatives,
+                  language=language, inputs={"positive": positive, "negative": negative, "note": note})
     _report(meta, meta["heldout"], ("auc", "precision", "recall", "f1", "auc_vs_shuffled"))
 
 
@@ -114,12 +109,15 @@ def importance_train(
 
     tgt = _read(target, text_field, language, max_docs, seed, "target")
     src = _read(source, text_field, language, max_docs, seed, "source")
+    summary = _train(train_importance, tgt, src, out, buckets=buckets, smoothing=smoothing, heldout=heldout,
+                     seed=seed, language=language, inputs={"target": target, "source": source, "note": note})
+    _report(summary, summary["heldout"], ("auc", "auc_length_corrected"))
+
+
+def _train(train, *args, **kwargs) -> dict:
+    """Run a training function; what it refuses (ValueError) is one `error:` line, exit 2."""
     try:
-        summary = train_importance(tgt, src, out, buckets=buckets, smoothing=smoothing, heldout=heldout,
-                                   seed=seed, language=language,
-                                   inputs={"target": target, "source": source, "note": note})
+        return train(*args, **kwargs)
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    _report(summary, summary["heldout"], ("auc", "auc_length_corrected"))
-
