@@ -14,6 +14,7 @@ reader's `sniff` about the (decompressed) head of the file.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -26,6 +27,25 @@ from engine.io import open_input, read_head
 
 #: How much of a (decompressed) shard the sniffers look at: enough for a header and a few records.
 HEAD_BYTES = 65_536
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardRange:
+    """A part of one input file read as a unit of work of its own (a big file split for the workers).
+
+    Ranges start where a record starts (a line, a gzip member, a row group), so a record is read by
+    exactly one range. `first_ordinal` is how many rows the reader emits for the file before this
+    range: the engine's keys (file << 32 | ordinal) and the reader's ids and `source` are then the
+    same whatever the split."""
+
+    #: Where the range's first record begins: a byte offset (a row number for row-based formats).
+    start: int
+    #: Where the next range begins (exclusive); -1: the end of the file.
+    end: int
+    #: Rows the reader emits for the file before this range.
+    first_ordinal: int
+    #: Reader-specific place of the first record (e.g. lines before `start`, for a JSONL `source`).
+    first_record: int = 0
 
 
 class Reader:
@@ -57,8 +77,15 @@ class Reader:
         """Does a file starting with these (decompressed) bytes look like this format?"""
         return False
 
-    def read(self, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+    def read(self, path: str, batch_size: int, part: ShardRange | None = None) -> Iterator[pa.RecordBatch]:
+        """The file's rows as batches; with `part`, only the rows of that range."""
         raise NotImplementedError
+
+    def split(self, path: str, target_bytes: int) -> list[ShardRange] | None:
+        """Ranges of about `target_bytes` each, found by a scan much cheaper than reading (an index, a
+        footer, counting lines); None when the file cannot be split (the default: it is read whole).
+        The ranges must depend only on the file and `target_bytes`, never on the worker count."""
+        return None
 
     def open_shard(self, path: str):
         """The shard opened for reading, or None with the reason recorded in `errors` (a missing or
