@@ -20,10 +20,11 @@ import pyarrow as pa
 from engine.documents import DROP_REASON, make_batch
 from operators.columns import HTML
 from engine.errors import StorageError
-from engine.reader import Reader
+from engine.reader import Reader, ShardRange
 from engine.registry import register
 
 from .base import DOC_COLUMNS, basename, check_params, stable_id
+from .jsonl_ranges import RangeFile, line_ranges
 from .stream import ByteStream
 
 #: Input fields whose names the engine owns get this prefix (e.g. Dolma's "source" -> "input_source").
@@ -230,53 +231,90 @@ class JsonlReader(Reader):
     def sniff(cls, head: bytes, path: str) -> bool:
         return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
 
-    def read(self, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+    def split(self, path: str, target_bytes: int) -> list[ShardRange] | None:
+        """Line-aligned byte ranges of a plain file (a gzip file cannot be entered mid-stream: None)."""
+        f = self.open_shard(path)
+        if f is None:
+            return None
+        with f:
+            if f.read(2) == b"\x1f\x8b":
+                return None
+            return line_ranges(f, target_bytes, self.max_bytes)
+
+    def read(self, path: str, batch_size: int, part: ShardRange | None = None) -> Iterator[pa.RecordBatch]:
         shard = basename(path)
         builder = TableBuilder(self, self.text_field, self.id_field, shard)
-        items: list[tuple[dict, dict]] = []
+        if part is not None and (part.start > 0 or part.end >= 0):  # kinds from the file's head, as unsplit
+            builder.kinds = self._head_kinds(path)
         f = self.open_shard(path)
         if f is None:
             return
-        batch_size = max(1, int(batch_size))
         with f:
-            lines = self._lines(f)
-            lineno = 0
-            seen_bytes = 0
-            while True:
-                ready: list[pa.RecordBatch] = []
+            if part is None:
+                stream = ByteStream(f)
+            else:
+                stream = _plain_stream(RangeFile(f, part.start, part.end))
+            yield from self._batches(stream, builder, max(1, int(batch_size)),
+                                     0 if part is None else part.first_record)
+
+    def _head_kinds(self, path: str) -> dict[str, str] | None:
+        """The extra columns and kinds the unsplit read of this file fixes (from its first records)."""
+        scratch = JsonlReader(**self.params)  # its counts are not this range's
+        builder = TableBuilder(scratch, self.text_field, self.id_field, basename(path))
+        f = scratch.open_shard(path)
+        if f is None:
+            return None
+        with f:
+            for _ in scratch._batches(ByteStream(f), builder, 1 << 30, 0, until_kinds=True):
+                break
+        return builder.kinds
+
+    def _batches(self, stream: ByteStream, builder: TableBuilder, batch_size: int, lineno: int,
+                 until_kinds: bool = False) -> Iterator[pa.RecordBatch]:
+        """Batches of the lines of `stream`, the first of which is line `lineno` + 1 of the file
+        (`until_kinds`: stop as soon as the column kinds are fixed)."""
+        items: list[tuple[dict, dict]] = []
+        lines = self._lines(stream)
+        seen_bytes = 0
+        while True:
+            ready: list[pa.RecordBatch] = []
+            try:
+                line = next(lines)
+                lineno += 1
                 try:
-                    line = next(lines)
-                    lineno += 1
-                    try:
-                        item = self._parse(line, lineno, builder)
-                    except (StorageError, OSError):
-                        raise
-                    except Exception as e:  # noqa: BLE001 - one line the reader cannot handle is rejected
-                        item = builder.reject(lineno, f"reader_error:{type(e).__name__}")
-                    if item is not None:
-                        items.append(item)
-                    if builder.kinds is None:  # the column kinds never depend on batch_size
-                        seen_bytes += len(line)
-                        if len(items) >= INFER_ROWS or seen_bytes >= INFER_BYTES:
-                            builder.infer(items)
-                    while builder.kinds is not None and len(items) >= batch_size:
-                        ready.append(builder.batch(items[:batch_size]))
-                        del items[:batch_size]
-                except StopIteration:
-                    break
-                except StorageError:
+                    item = self._parse(line, lineno, builder)
+                except (StorageError, OSError):
                     raise
-                except OSError as e:
-                    self.errors.append(f"read error after line {lineno}: {type(e).__name__}: {e}")
-                    break
-                except Exception as e:  # noqa: BLE001 - bad data must not escape read()
-                    self.errors.append(f"reader error at line {lineno}: {type(e).__name__}: {e}")
-                    break
-                yield from ready
+                except Exception as e:  # noqa: BLE001 - one line the reader cannot handle is rejected
+                    item = builder.reject(lineno, f"reader_error:{type(e).__name__}")
+                if item is not None:
+                    items.append(item)
+                if builder.kinds is None:  # the column kinds never depend on batch_size
+                    seen_bytes += len(line)
+                    if len(items) >= INFER_ROWS or seen_bytes >= INFER_BYTES:
+                        builder.infer(items)
+                        if until_kinds:
+                            return
+                while builder.kinds is not None and len(items) >= batch_size:
+                    ready.append(builder.batch(items[:batch_size]))
+                    del items[:batch_size]
+            except StopIteration:
+                break
+            except StorageError:
+                raise
+            except OSError as e:
+                self.errors.append(f"read error after line {lineno}: {type(e).__name__}: {e}")
+                break
+            except Exception as e:  # noqa: BLE001 - bad data must not escape read()
+                self.errors.append(f"reader error at line {lineno}: {type(e).__name__}: {e}")
+                break
+            yield from ready
         if items:
             try:
                 if builder.kinds is None:
                     builder.infer(items)
+                    if until_kinds:
+                        return
                 ready = [builder.batch(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
             except StorageError:
                 raise
@@ -285,9 +323,8 @@ class JsonlReader(Reader):
                 return
             yield from ready
 
-    def _lines(self, f) -> Iterator[bytes]:
+    def _lines(self, stream: ByteStream) -> Iterator[bytes]:
         """Lines of a plain or gzip file; a truncated or corrupt gzip ends them with an error."""
-        stream = ByteStream(f)
         limit = self.max_bytes + 1
         while True:
             line = stream.readline(limit)
@@ -330,3 +367,10 @@ class JsonlReader(Reader):
         if _MAYBE_SURROGATE.search(line):
             rec = _fix_surrogates(rec)
         return builder.base(rec, lineno)
+
+
+def _plain_stream(f) -> ByteStream:
+    """A stream over plain bytes, even where a range happens to start with gzip's magic bytes."""
+    stream = ByteStream(f)
+    stream.gz, stream.members, stream._member_starts = False, [(0, 0)], [0]
+    return stream
