@@ -70,15 +70,22 @@ class WorkLayout:
 
 @dataclasses.dataclass(frozen=True)
 class GlobalLayout:
-    """Inside a global operator's folder: map output by partition, one apply table per shard."""
+    """Inside a global operator's folder: one map file per unit, one apply table per shard."""
 
     root: str
 
-    def map_dir(self, partition: int) -> str:
-        return f"{self.root}/map/part-{partition:05d}"
+    @property
+    def map_dir(self) -> str:
+        return f"{self.root}/map"
 
-    def map_file(self, partition: int, shard: int) -> str:
-        return f"{self.map_dir(partition)}/shard-{shard:06d}.parquet"
+    def map_file(self, unit: int) -> str:
+        """A unit's map output: every partition in it, as row groups (engine.shuffle.MapWriter)."""
+        return f"{self.map_dir}/unit-{unit:06d}.parquet"
+
+    def legacy_map_dir(self, partition: int) -> str:
+        """Where a partition's files were before one file per unit (one per shard and partition):
+        still read, so that a job started before resumes."""
+        return f"{self.map_dir}/part-{partition:05d}"
 
     @property
     def apply_dir(self) -> str:

@@ -14,13 +14,15 @@ import pyarrow as pa
 from engine import io as eio
 from engine.metrics import worker_memory
 from engine.plan import GlobalLayout, JobPlan
+from engine.shuffle import MapPart
 from engine.stats import UnitStats
 
 
 class GlobalContext:
     """What a global operator's reduce phase gets from the executor.
 
-    `map_files(p)` lists the map outputs of partition p (one file per shard that emitted rows),
+    `map_parts(p)` lists where the map rows of partition p are (row groups of the units' map
+    files, engine.shuffle.MapPart; read them with engine.shuffle.read_map_parts),
     `parallel(fn, items)` runs a picklable module-level function over items with the executor's
     workers and returns results in order, `write_apply(shard, table)` stores what `apply` will get
     for that shard (`write_apply_all(table)`: what every shard without a table of its own gets),
@@ -39,9 +41,17 @@ class GlobalContext:
         self.num_partitions = num_partitions
         self.shard_names = shard_names
         self._parallel = parallel
+        self._map_listing: list[str] | None = None
 
-    def map_files(self, partition: int) -> list[str]:
-        return eio.listdir_files(self.layout.map_dir(partition), ".parquet")
+    def map_parts(self, partition: int) -> list[MapPart]:
+        """Partition p in every unit's map file, units ascending (one listing per reduce)."""
+        if self._map_listing is None:
+            self._map_listing = eio.listdir_files(self.layout.map_dir, ".parquet")
+        unit_dir, legacy = f"{self.layout.map_dir}/", f"{self.layout.legacy_map_dir(partition)}/"
+        units = [MapPart(f, partition) for f in self._map_listing
+                 if "/" not in _after(f, unit_dir) and _after(f, unit_dir).startswith("unit-")]
+        parts = units + [MapPart(f) for f in self._map_listing if _after(f, legacy)]
+        return sorted(parts, key=lambda m: m.path.rsplit("-", 1)[-1])  # by unit (shard-N before)
 
     def apply_path(self, shard: int) -> str:
         return self.layout.apply_file(shard)
@@ -54,6 +64,12 @@ class GlobalContext:
 
     def parallel(self, fn: Callable, items: list) -> list:
         return self._parallel(fn, items)
+
+
+def _after(path: str, prefix: str) -> str:
+    """What follows `prefix` in `path` ("" when path is not under it); fsspec URLs and local paths alike."""
+    i = path.find(prefix)
+    return path[i + len(prefix):] if i >= 0 else ""
 
 
 def run_reduce(plan: JobPlan, stage_index: int, op, parallel: Callable[[Callable, list], list]) -> UnitStats:

@@ -144,7 +144,8 @@ def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> Unit
         else:
             docs.write(batch)
             stats.written += batch.num_rows
-    stats.objects_written = _commit(plan, stage_index, shard, staging, rejects, docs, mappers, carry)
+    stats.objects = _commit(plan, stage_index, shard, staging, rejects, docs, mappers, carry)
+    stats.objects_written = sum(stats.objects.values())
     stats.wall_seconds = time.perf_counter() - t_start
     stats.worker = worker_memory()
     manifest.mark(unit, stats.to_dict())
@@ -161,18 +162,20 @@ def _apply_table(gdir, shard: int) -> pa.Table | None:
 
 
 def _commit(plan: JobPlan, stage_index: int, shard: int, staging: str, rejects: RejectWriter,
-            docs: DocumentWriter | None, mappers: dict[str, MapWriter], carry: FolderWriter | None) -> int:
-    """Everything renamed into place; the manifest record comes after. Returns how many files."""
+            docs: DocumentWriter | None, mappers: dict[str, MapWriter], carry: FolderWriter | None) -> dict[str, int]:
+    """Everything renamed into place; the manifest record comes after. Returns how many files of
+    each kind (carry, map:<operator>, documents, rejects)."""
     layout = plan.work
-    n = 0
+    n: dict[str, int] = {}
     if carry is not None:
         for f in carry.close():
             eio.rename(f, f"{layout.stage_output(stage_index, shard)}/{f.rsplit('/', 1)[-1]}")
-            n += 1
+            n["carry"] = n.get("carry", 0) + 1
     for name, mapper in mappers.items():
-        n += mapper.commit(layout.global_dir(stage_index, name), shard)
+        n[f"map:{name}"] = mapper.commit(layout.global_dir(stage_index, name), shard)
     for f in rejects.close() + (docs.close() if docs else []):
-        eio.rename(f, f"{plan.out}/{f[len(staging) + 1:]}")
-        n += 1
+        rel = f[len(staging) + 1:]
+        eio.rename(f, f"{plan.out}/{rel}")
+        n[rel.split("/", 1)[0]] = n.get(rel.split("/", 1)[0], 0) + 1
     eio.remove(staging)
     return n

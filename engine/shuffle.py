@@ -1,11 +1,17 @@
-"""Scattering rows by a partition key: the one helper every shuffle uses, and the map writer.
+"""Scattering rows by a partition key: the one helper every shuffle uses, the map writer and reader.
 
 `runs(keys)` sorts rows by key (stably, so rows keep their order inside a partition) and returns
 the contiguous run of each key; the map writer, the reduce phases of line and MinHash dedup and the
 components rounds all scatter through it.
+
+A unit's map output is ONE Parquet file whatever its partition count (on object storage every
+file is a request or three): each partition's rows are row groups of their own, and the footer's
+key-value metadata says which row groups hold which partition, so a reducer reads only its own.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -44,42 +50,110 @@ def scatter_table(table: pa.Table, keys: np.ndarray) -> Iterator[tuple[int, pa.T
         yield k, sorted_table.slice(s, e - s)
 
 
-class MapWriter:
-    """A global operator's map output for one shard: one Parquet file per partition, streamed."""
+#: Footer key of a map file: JSON {partition: [row group, ...]}.
+INDEX_KEY = "decant.partition_row_groups"
+#: Map rows a writer holds before they go out as row groups (one per partition held): a unit's
+#: map output is then one row group per partition unless it is larger than this.
+BUFFER_BYTES = 64 << 20
 
-    def __init__(self, folder: str, num_partitions: int) -> None:
-        self.folder, self.num_partitions = folder, num_partitions
-        self.writers: dict[int, tuple[object, pq.ParquetWriter]] = {}
-        self.files: dict[int, str] = {}
+
+class MapWriter:
+    """A global operator's map output for one unit: one Parquet file, row groups by partition."""
+
+    def __init__(self, folder: str, num_partitions: int, buffer_bytes: int = BUFFER_BYTES) -> None:
+        self.path, self.num_partitions, self.buffer_bytes = f"{folder}/map.parquet", num_partitions, buffer_bytes
+        self.pending: dict[int, list[pa.Table]] = {}
+        self.pending_bytes = 0
+        self.schema: pa.Schema | None = None
+        self.index: dict[int, list[int]] = {}
+        self.row_groups = 0
+        self.out: tuple[object, pq.ParquetWriter] | None = None
 
     def write(self, table: pa.Table | None) -> None:
         """Rows with an int `_partition` column in [0, num_partitions)."""
         if table is None or table.num_rows == 0:
             return
         part = table.column(PARTITION).to_numpy()
-        for p, sub in scatter_table(table.drop_columns([PARTITION]), part):
-            if not 0 <= p < self.num_partitions:
-                raise ValueError(f"map emitted partition {p} outside [0, {self.num_partitions})")
-            if p not in self.writers:
-                path = f"{self.folder}/part-{p:05d}.parquet"
-                eio.makedirs(self.folder)
-                fs, pp = eio.fs_and_path(path)
-                fh = fs.open(pp, "wb")
-                self.writers[p] = (fh, pq.ParquetWriter(fh, sub.schema, compression="zstd"))
-                self.files[p] = path
-            w = self.writers[p][1]
-            w.write_table(sub.cast(w.schema))
+        bad = part[(part < 0) | (part >= self.num_partitions)]
+        if len(bad):
+            raise ValueError(f"map emitted partition {bad[0]} outside [0, {self.num_partitions})")
+        rows = table.drop_columns([PARTITION])
+        if self.schema is None:
+            self.schema = rows.schema
+        elif not rows.schema.equals(self.schema):
+            rows = rows.cast(self.schema)
+        for p, sub in scatter_table(rows, part):
+            self.pending.setdefault(p, []).append(sub)
+        self.pending_bytes += rows.nbytes
+        if self.pending_bytes >= self.buffer_bytes:
+            self._flush()
 
-    def close(self) -> dict[int, str]:
-        for fh, w in self.writers.values():
-            w.close()
-            fh.close()
-        return self.files
+    def _flush(self) -> None:
+        """The rows held, one row group per partition, partitions ascending."""
+        if not self.pending:
+            return
+        if self.out is None:
+            eio.makedirs(self.path.rsplit("/", 1)[0])
+            fs, pp = eio.fs_and_path(self.path)
+            fh = fs.open(pp, "wb")
+            self.out = (fh, pq.ParquetWriter(fh, self.schema, compression="zstd"))
+        for p in sorted(self.pending):
+            rows = pa.concat_tables(self.pending[p])
+            self.out[1].write_table(rows, row_group_size=rows.num_rows)
+            self.index.setdefault(p, []).append(self.row_groups)
+            self.row_groups += 1
+        self.pending, self.pending_bytes = {}, 0
 
-    def commit(self, layout, shard: int) -> int:
-        """Close, then rename each partition's file to where the reduce of `layout` (a
-        GlobalLayout) reads this shard's part; returns how many files."""
-        files = self.close()
-        for p, path in files.items():
-            eio.rename(path, layout.map_file(p, shard))
-        return len(files)
+    def close(self) -> str | None:
+        """The file written (None: the unit emitted no rows)."""
+        self._flush()
+        if self.out is None:
+            return None
+        fh, w = self.out
+        w.add_key_value_metadata({INDEX_KEY: json.dumps({str(p): g for p, g in self.index.items()})})
+        w.close()
+        fh.close()
+        self.out = None
+        return self.path
+
+    def commit(self, layout, unit: int) -> int:
+        """Close, then rename the file to where the reduce of `layout` (a GlobalLayout) reads this
+        unit's map output; returns how many files (0 or 1)."""
+        path = self.close()
+        if path is None:
+            return 0
+        eio.rename(path, layout.map_file(unit))
+        return 1
+
+
+@dataclasses.dataclass(frozen=True)
+class MapPart:
+    """One unit's rows of one partition: the row groups of `partition` in a map file, or the whole
+    file when `partition` is None (the layout before one file per unit: one file per partition)."""
+
+    path: str
+    partition: int | None = None
+
+
+def read_map_parts(parts: list[MapPart], columns: list[str] | None = None) -> pa.Table | None:
+    """The rows of some map parts as one table, in the parts' order (None when there are none)."""
+    tables = [t for t in (_read_part(p, columns) for p in parts) if t is not None and t.num_rows]
+    return pa.concat_tables(tables) if tables else None
+
+
+def _read_part(part: MapPart, columns: list[str] | None) -> pa.Table | None:
+    if part.partition is None:
+        return eio.read_parquet(part.path, columns)
+    fs, p = eio.fs_and_path(part.path)
+    if not eio.is_object_store(fs):
+        with pq.ParquetFile(p) as pf:
+            return _row_groups(pf, part.partition, columns)
+    # no read-ahead: the footer, then one coalesced ranged GET per row group of the partition
+    with fs.open(p, "rb", cache_type="none") as f, pq.ParquetFile(f, pre_buffer=True) as pf:
+        return _row_groups(pf, part.partition, columns)
+
+
+def _row_groups(pf: pq.ParquetFile, partition: int, columns: list[str] | None) -> pa.Table | None:
+    index = json.loads((pf.metadata.metadata or {}).get(INDEX_KEY.encode(), b"{}"))
+    groups = index.get(str(partition))
+    return pf.read_row_groups(groups, columns=columns) if groups else None

@@ -93,8 +93,10 @@ class UnitStats:
     reader: ReaderStats = field(default_factory=ReaderStats)
     #: Documents written to documents/ by this unit.
     written: int = 0
-    #: Files the unit committed (documents, rejects, stage output, map partitions; not its record).
+    #: Files the unit committed (documents, rejects, stage output, map output; not its record).
     objects_written: int = 0
+    #: The same by kind: documents, rejects, carry (stage output), map:<operator>.
+    objects: dict[str, int] = field(default_factory=dict)
     wall_seconds: float = 0.0
     #: The process that ran it: pid, host, role, max_rss_mb, cpu_seconds (engine.metrics).
     worker: dict[str, Any] = field(default_factory=dict)
@@ -109,7 +111,8 @@ class UnitStats:
     def to_dict(self) -> dict[str, Any]:
         d = {"unit": self.unit, "operators": {n: dataclasses.asdict(s) for n, s in self.operators.items()},
              "reader": self.reader.to_dict(), "written": self.written,
-             "objects_written": self.objects_written, "wall_seconds": round(self.wall_seconds, 4),
+             "objects_written": self.objects_written, "objects": dict(self.objects),
+             "wall_seconds": round(self.wall_seconds, 4),
              "worker": self.worker, "global": self.global_}
         if self.shard is not None:
             d["shard"] = self.shard
@@ -121,7 +124,7 @@ class UnitStats:
         ops = {n: OperatorStats(**{k: v for k, v in s.items() if k in names}) for n, s in d.get("operators", {}).items()}
         return cls(unit=d.get("unit", ""), shard=d.get("shard"), operators=ops,
                    reader=ReaderStats.from_dict(d.get("reader", {})), written=int(d.get("written", 0)),
-                   objects_written=int(d.get("objects_written", 0)),
+                   objects_written=int(d.get("objects_written", 0)), objects=dict(d.get("objects") or {}),
                    wall_seconds=float(d.get("wall_seconds", 0.0)), worker=dict(d.get("worker") or {}),
                    global_=dict(d.get("global", {})))
 
@@ -155,6 +158,8 @@ class JobStats:
     job: dict[str, Any] = field(default_factory=dict)
     #: Input files read, and entries not read with why (engine.discovery).
     input: dict[str, Any] = field(default_factory=dict)
+    #: Objects the units of each stage committed (on object storage each is a few requests).
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     schema: int = SCHEMA
 
     @classmethod
@@ -179,12 +184,30 @@ class JobStats:
         total = Totals(documents_read=reader.documents, documents_kept=written,
                        documents_dropped=sum(by_op.values()), dropped_by_operator=by_op,
                        shard_errors=len(reader.errors), reader_failures=len(reader.failed_shards))
-        return cls(total=total, reader=reader, operators=ordered, global_=glob)
+        return cls(total=total, reader=reader, operators=ordered, global_=glob, objects=objects_by_stage(units))
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": self.schema, "total": self.total.to_dict(), "reader": self.reader.to_dict(),
                 "operators": {n: dataclasses.asdict(s) for n, s in self.operators.items()},
-                "global": self.global_, "job": self.job, "input": self.input}
+                "global": self.global_, "job": self.job, "input": self.input, "objects": self.objects}
+
+
+def objects_by_stage(units: list[UnitStats]) -> dict[str, dict[str, Any]]:
+    """{stage: units, objects_written, per_unit, max_per_unit, by_kind} over the stages' units
+    (a unit named `stage-N/shard-...`; reduces are not counted)."""
+    out: dict[str, dict[str, Any]] = {}
+    for u in units:
+        stage, _, rest = u.unit.partition("/")
+        if not rest.startswith("shard-"):
+            continue
+        s = out.setdefault(stage, {"units": 0, "objects_written": 0, "max_per_unit": 0, "by_kind": {}})
+        s["units"] += 1
+        s["objects_written"] += u.objects_written
+        s["max_per_unit"] = max(s["max_per_unit"], u.objects_written)
+        _add_counts(s["by_kind"], u.objects)
+    for s in out.values():
+        s["per_unit"] = round(s["objects_written"] / s["units"], 2)
+    return dict(sorted(out.items(), key=lambda kv: (len(kv[0]), kv[0])))  # stage-2 before stage-10
 
 
 def check(stats: dict[str, Any]) -> None:

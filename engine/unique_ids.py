@@ -14,9 +14,8 @@ import pyarrow.compute as pc
 import xxhash
 
 from engine.documents import ID, KEY
-from engine.io import read_parquet
 from engine.operator import GlobalOperator, Params, Result
-from engine.shuffle import PARTITION, scatter_table
+from engine.shuffle import PARTITION, MapPart, read_map_parts, scatter_table
 
 REASON = "duplicate_id"
 NAME = "unique_ids"
@@ -39,7 +38,7 @@ class UniqueIds(GlobalOperator):
                          PARTITION: pa.array((h % np.uint64(self.params.partitions)).astype(np.int32))})
 
     def reduce(self, ctx) -> dict:
-        repeats = ctx.parallel(_repeats_in_partition, [ctx.map_files(p) for p in range(ctx.num_partitions)])
+        repeats = ctx.parallel(_repeats_in_partition, [ctx.map_parts(p) for p in range(ctx.num_partitions)])
         keys = np.concatenate([r for r in repeats if len(r)] or [np.zeros(0, np.uint64)])
         removed = pa.table({KEY: pa.array(np.sort(keys), pa.uint64())})
         for shard, rows in scatter_table(removed, (keys.astype(np.uint64) >> np.uint64(32)).astype(np.int64)
@@ -55,11 +54,12 @@ class UniqueIds(GlobalOperator):
         return Result(batch, ~repeat, np.where(repeat, REASON, None).astype(object))
 
 
-def _repeats_in_partition(files: list[str]) -> np.ndarray:
+def _repeats_in_partition(parts: list[MapPart]) -> np.ndarray:
     """Keys of the rows of one partition whose id an earlier key already has (null ids never repeat)."""
-    if not files:
+    t = read_map_parts(parts, [ID, KEY])
+    if t is None:
         return np.zeros(0, np.uint64)
-    t = pa.concat_tables([read_parquet(f, [ID, KEY]) for f in files]).filter(pc.is_valid(pc.field(ID)))
+    t = t.filter(pc.is_valid(pc.field(ID)))
     if t.num_rows == 0:
         return np.zeros(0, np.uint64)
     t = t.take(pc.sort_indices(t, sort_keys=[(ID, "ascending"), (KEY, "ascending")]))

@@ -27,9 +27,8 @@ import xxhash
 
 from engine import io as eio
 from engine.documents import set_column
-from engine.io import read_parquet
 from engine.operator import GlobalOperator, Result
-from engine.shuffle import PARTITION
+from engine.shuffle import PARTITION, read_map_parts
 from operators.columns import BUCKET, LANGUAGE, PERPLEXITY
 from operators.perplexity import (
     BUCKETS,
@@ -94,7 +93,7 @@ class PerplexityBuckets(GlobalOperator):
         p = self.params
         wanted = sorted(set(p.percentiles) | set(STORED_PERCENTILES))
         results = ctx.parallel(partition_percentiles,
-                               [(ctx.map_files(i), wanted) for i in range(ctx.num_partitions)])
+                               [(ctx.map_parts(i), wanted) for i in range(ctx.num_partitions)])
         measured: dict[str, tuple[int, dict[int, float]]] = {}
         for r in results:
             measured.update(r)
@@ -153,9 +152,9 @@ def language_partition(language: str) -> int:
 def partition_percentiles(item: tuple[list[str], list[int]]) -> dict[str, tuple[int, dict[int, float]]]:
     """{language: (documents, {percentile: perplexity})} over the histograms of one partition."""
     files, percentiles = item
-    if not files:
+    t = read_map_parts(files, [LANGUAGE, PERPLEXITY, COUNT])
+    if t is None:
         return {}
-    t = pa.concat_tables([read_parquet(f, [LANGUAGE, PERPLEXITY, COUNT]) for f in files])
     t = t.group_by([LANGUAGE, PERPLEXITY]).aggregate([(COUNT, "sum")])
     out = {}
     langs = t.column(LANGUAGE).to_numpy(zero_copy_only=False)

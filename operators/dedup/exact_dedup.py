@@ -30,7 +30,7 @@ from engine.documents import ID, KEY, TEXT, set_column
 from engine.io import read_parquet, remove, write_parquet_atomic
 from engine.operator import GlobalOperator, Params, Resources, Result, register
 from engine.reduce import GlobalContext
-from engine.shuffle import PARTITION
+from engine.shuffle import PARTITION, read_map_parts
 from operators.dedup.clusters import COPIES, REMOVED
 from operators.dedup.components import write_by_shard
 from operators.dedup.index import (KEPT_ID, KEPT_IN, Chain, IndexTable, IndexWriter, align,
@@ -111,7 +111,7 @@ class ExactDedup(GlobalOperator):
         if index:
             index.clear()
         hashes = align(chain.indexes[:chain.named], HASHES, P, work, ctx.parallel)
-        items = [(q, ctx.map_files(q), [(i + 1, hashes.files(i, q)) for i in range(chain.named)], chain.names,
+        items = [(q, ctx.map_parts(q), [(i + 1, hashes.files(i, q)) for i in range(chain.named)], chain.names,
                   work, index.root if index else "") for q in range(P)]
         res = ctx.parallel(_partition_task, items)
         per_shard: dict[int, list[str]] = {}
@@ -155,7 +155,7 @@ def _partition_task(args: tuple) -> dict:
     """One hash partition: winners, this output's index part, earlier wins, per-shard pieces."""
     q, files, earlier, names, work, index_root = args
     out = {"documents": 0, "unique": 0, "removed": 0, "removed_previous": 0, "indexed": 0, "pieces": []}
-    new = read_parts(files, ["h1", "h2", KEY, ID])
+    new = read_map_parts(files, ["h1", "h2", KEY, ID])
     if new is None:
         return out
     n = new.num_rows

@@ -44,7 +44,7 @@ from engine.documents import ID, KEY, TEXT, set_column
 from engine.io import listdir_files, read_parquet, remove, write_parquet_atomic
 from engine.operator import GlobalOperator, Params, Resources, Result, register
 from engine.reduce import GlobalContext
-from engine.shuffle import PARTITION, scatter_table
+from engine.shuffle import PARTITION, read_map_parts, scatter_table
 from operators.dedup.components import write_by_shard
 from operators.dedup.index import (KEPT_ID, KEPT_IN, Chain, IndexTable, IndexWriter, align, kept_in_column,
                                    origin_codes, read_parts, write_part)
@@ -160,7 +160,7 @@ class LineDedup(GlobalOperator):
             index.clear()
         iroot = index.root if index else ""
         earlier = align(chain.indexes[:chain.named], LINES, P, root, ctx.parallel)
-        items = [(p, ctx.map_files(p), [(i + 1, earlier.files(i, p)) for i in range(chain.named)], chain.names,
+        items = [(p, ctx.map_parts(p), [(i + 1, earlier.files(i, p)) for i in range(chain.named)], chain.names,
                   root, iroot, P) for p in range(P)]
         part_stats = ctx.parallel(_reduce_partition, items)
         per_shard: dict[int, list[str]] = {}
@@ -240,7 +240,7 @@ def _reduce_partition(item: tuple) -> dict:
     p, files, earlier, names, root, iroot, P = item
     out = {"lines": 0, "unique_lines": 0, "lines_removed": 0, "lines_removed_previous": 0, "indexed": 0,
            "pieces": []}
-    t = read_parts(files, ["hash", "key", "line", ID])
+    t = read_map_parts(files, ["hash", "key", "line", ID])
     if t is None:
         return out
     has_id = np.asarray(t.column(ID).is_valid())

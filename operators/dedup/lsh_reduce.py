@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from engine.documents import ID, KEY
 from engine.io import listdir_files, read_parquet, write_parquet_atomic
-from engine.shuffle import scatter_table
+from engine.shuffle import read_map_parts, scatter_table
 from operators.dedup import components as cc
 from operators.dedup.clusters import CLUSTER_SIZE, REMOVED
 from operators.dedup.index import KEPT_ID, KEPT_IN, IndexTable, kept_in_column, origin_codes, read_parts, write_part
@@ -61,7 +61,7 @@ def bucket_task(args: tuple) -> dict:
     files, earlier, names, work, q, P, threshold, verify = args
     out = {"documents": 0, "band_rows": 0, "earlier_rows": 0, "candidate_pairs": 0, "candidates_previous": 0,
            "edges": 0, "verified_out": 0}
-    t = read_parts(files)
+    t = read_map_parts(files)
     if t is None:
         return out
     out["band_rows"] = t.num_rows

@@ -160,7 +160,7 @@ class MinHashDedup(GlobalOperator):
         t0 = time.perf_counter()
         earlier = align(chain.indexes[:chain.named], BUCKETS, P, work, ctx.parallel)
         res = ctx.parallel(bucket_task, [
-            (ctx.map_files(q), [(i + 1, earlier.files(i, q)) for i in range(chain.named)], names, work, q, P,
+            (ctx.map_parts(q), [(i + 1, earlier.files(i, q)) for i in range(chain.named)], names, work, q, P,
              p.threshold, p.verify) for q in range(P)])
         for k in ("documents", "band_rows", "earlier_rows", "candidate_pairs", "candidates_previous", "edges"):
             stats[k] = sum(r[k] for r in res)
