@@ -28,12 +28,22 @@ def _as_list(v):
 PathList = Annotated[list[str], BeforeValidator(_as_list)]
 
 
+#: Default `input.split_bytes`: ranges big enough that a unit's fixed cost (its files, manifest
+#: record, map output) is small beside its reading and processing, small enough that a few
+#: hundred MB keep two or more workers busy.
+SPLIT_BYTES = 8 * 2**20
+
+
 class InputSpec(StrictModel):
     paths: PathList = Field(default_factory=list)
     #: A registered reader's name, or "auto" (sniffed from each file's content).
     format: str = "auto"
     #: Parameters passed to the reader (e.g. max_bytes, text_field).
     options: dict[str, Any] = Field(default_factory=dict)
+    #: Files larger than this are read as ranges of about this size, each a unit of work of its
+    #: own (where the reader can split the file), so one big file keeps every worker busy; 0 or
+    #: null: every file is one unit. The output is the same either way.
+    split_bytes: int | None = Field(default=SPLIT_BYTES, ge=0)
 
 
 class OutputSpec(StrictModel):

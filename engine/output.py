@@ -78,9 +78,9 @@ class RollingFile:
 class FolderWriter:
     """Files of one shard under a staging folder, one rolling file per sub-folder."""
 
-    def __init__(self, staging: str, shard: int, fmt: str, max_bytes: int) -> None:
+    def __init__(self, staging: str, shard: int | str, fmt: str, max_bytes: int) -> None:
         self.staging = staging.rstrip("/")
-        self.prefix = f"part-{shard:06d}"
+        self.prefix = f"part-{shard:06d}" if isinstance(shard, int) else f"part-{shard}"  # str: a range's label
         self.fmt, self.max_bytes = fmt, max_bytes
         self.files: dict[str, RollingFile] = {}
         self.rows = 0
@@ -108,7 +108,7 @@ class FolderWriter:
 class DocumentWriter(FolderWriter):
     """documents/<partition folders>/part-<shard>-<n>: one folder per combination of values."""
 
-    def __init__(self, staging: str, shard: int, fmt: str, max_bytes: int, partition_by: list[str],
+    def __init__(self, staging: str, shard: int | str, fmt: str, max_bytes: int, partition_by: list[str],
                  drop_columns: Iterable[str] = ()) -> None:
         super().__init__(staging, shard, fmt, max_bytes)
         self.partition_by = list(partition_by)
@@ -154,7 +154,7 @@ class DocumentWriter(FolderWriter):
 class RejectWriter(FolderWriter):
     """rejects/operator=<name>/part-<shard>-<n>: id, url, source, operator, reason (+ text)."""
 
-    def __init__(self, staging: str, shard: int, fmt: str, max_bytes: int, with_text: bool = False) -> None:
+    def __init__(self, staging: str, shard: int | str, fmt: str, max_bytes: int, with_text: bool = False) -> None:
         super().__init__(staging, shard, fmt, max_bytes)
         self.with_text = with_text
 

@@ -1,8 +1,8 @@
 """The plan of a job run, and where everything of it lives under OUT/_work.
 
 A `JobPlan` is all a worker needs to run any unit of the job (small and picklable: the spec, the
-expanded input list, the output, the packages to import). `WorkLayout` is the one place that
-spells the paths of the work folder; nothing else builds them.
+expanded input list, its units of work, the output, the packages to import). `WorkLayout` is the
+one place that spells the paths of the work folder; nothing else builds them.
 """
 from __future__ import annotations
 
@@ -14,8 +14,14 @@ from engine import io as eio
 from engine.discovery import find_inputs
 from engine.errors import JobError
 from engine.job import JobSpec
+from engine.splitting import WorkUnit, split_inputs, whole_files
 
 WORK = "_work"
+
+
+def _label(unit: WorkUnit | int) -> str:
+    """A unit's name part: its label, or for a plain index the name a whole file has always had."""
+    return unit.label if isinstance(unit, WorkUnit) else f"{unit:06d}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,13 +43,18 @@ class WorkLayout:
         return f"{self.root}/manifest"
 
     @property
+    def units_file(self) -> str:
+        """The job's units of work (engine.splitting), fixed when the output is created."""
+        return f"{self.root}/units.json"
+
+    @property
     def staging_root(self) -> str:
         return f"{self.root}/staging"
 
-    def stage_output(self, stage: int, shard: int) -> str:
-        """Folder of a shard's stage output: one or more Parquet parts (a new part starts where the
+    def stage_output(self, stage: int, unit: WorkUnit | int) -> str:
+        """Folder of a unit's stage output: one or more Parquet parts (a new part starts where the
         batches' schema changes, e.g. a column all-null in one batch and typed in the next)."""
-        return f"{self.stage_dir(stage)}/shard-{shard:06d}"
+        return f"{self.stage_dir(stage)}/shard-{_label(unit)}"
 
     def stage_dir(self, stage: int) -> str:
         return f"{self.root}/stage-{stage}"
@@ -52,15 +63,15 @@ class WorkLayout:
         """The folder of a global operator at a stage's barrier: map output, apply tables, its own files."""
         return GlobalLayout(f"{self.root}/global-{stage}-{operator}")
 
-    def staging(self, stage: int, shard: int, attempt: str) -> str:
-        """A folder of one attempt at a shard: an earlier attempt may still be running (the pool
-        worker of a killed driver finishes its shard) and must not see its files touched."""
-        return f"{self.staging_root}/stage-{stage}/shard-{shard:06d}/attempt-{attempt}"
+    def staging(self, stage: int, unit: WorkUnit | int, attempt: str) -> str:
+        """A folder of one attempt at a unit: an earlier attempt may still be running (the pool
+        worker of a killed driver finishes its unit) and must not see its files touched."""
+        return f"{self.staging_root}/stage-{stage}/shard-{_label(unit)}/attempt-{attempt}"
 
     @staticmethod
-    def unit(stage: int, shard: int) -> str:
-        """The manifest name of a shard of a stage."""
-        return f"stage-{stage}/shard-{shard:06d}"
+    def unit(stage: int, unit: WorkUnit | int) -> str:
+        """The manifest name of a unit of a stage (`stage-0/shard-000003`, a range `...-0001`)."""
+        return f"stage-{stage}/shard-{_label(unit)}"
 
     @staticmethod
     def reduce_unit(stage: int, operator: str) -> str:
@@ -110,6 +121,13 @@ class JobPlan:
     packages: list[str] = dataclasses.field(default_factory=list)
     #: Input entries not read (path -> why): links that lead nowhere, FIFOs, empty files, outputs.
     skipped_inputs: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The units of work every stage runs (one per file, or ranges of big files); set by
+    #: `prepare_output` from OUT/_work so that a resume runs the units the output began with.
+    units: list[WorkUnit] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.units:
+            self.units = whole_files(self.inputs)
 
     @property
     def work(self) -> WorkLayout:
@@ -139,6 +157,8 @@ def fingerprint(spec: JobSpec, files: list[str]) -> str:
     """What makes two runs the same job: inputs and configuration (not the executor or output path)."""
     content = spec.model_dump(exclude={"executor"})
     content["input"]["paths"] = files
+    # how big files are cut into units changes no result: a resume keeps the output's own units
+    content["input"].pop("split_bytes", None)
     content["output"].pop("path", None)
     if not content["output"].get("partition_by"):
         content["output"].pop("partition_by", None)  # outputs made before the option still resume
@@ -148,7 +168,10 @@ def fingerprint(spec: JobSpec, files: list[str]) -> str:
 
 
 def prepare_output(plan: JobPlan) -> None:
-    """Create OUT, or check that an existing OUT holds this same job (resume), never another."""
+    """Create OUT, or check that an existing OUT holds this same job (resume), never another.
+    Either way `plan.units` becomes the output's units of work: split now for a new output (the
+    file written before the job's marker), read back on a resume (whatever `split_bytes` says now:
+    the split changes no result, only how the work is cut)."""
     marker = plan.work.job_marker
     if eio.exists(marker):
         prev = eio.read_json(marker)
@@ -156,6 +179,20 @@ def prepare_output(plan: JobPlan) -> None:
             raise JobError(
                 f"output {plan.out} holds another job (different inputs or configuration); "
                 "choose a new output folder or delete it")
+        plan.units = load_units(plan)
         return
+    plan.units = split_inputs(plan.spec, plan.inputs)
+    eio.write_json_atomic({"units": [u.to_dict() for u in plan.units]}, plan.work.units_file)
     eio.write_json_atomic({"fingerprint": plan.fingerprint, "inputs": plan.inputs,
                            "job": plan.spec.model_dump()}, marker)
+
+
+def load_units(plan: JobPlan) -> list[WorkUnit]:
+    """The units an existing output was started with (one per file when it predates units.json)."""
+    if not eio.exists(plan.work.units_file):
+        return whole_files(plan.inputs)
+    units = [WorkUnit.from_dict(d) for d in eio.read_json(plan.work.units_file)["units"]]
+    if {u.file for u in units} != set(range(len(plan.inputs))):
+        raise JobError(f"output {plan.out}: {plan.work.units_file} does not match the job's inputs; "
+                       "choose a new output folder or delete it")
+    return units

@@ -1,6 +1,7 @@
-"""One shard through one stage: the unit of work every executor schedules.
+"""One unit through one stage: the unit of work every executor schedules.
 
-Read (the shard itself in stage 0, the previous stage's output after that), apply the previous
+A unit is an input file or one range of a big file (engine.splitting), named by its index in
+`plan.units`. Read (the unit's rows in stage 0, its previous stage's output after that), apply the previous
 global operator's decision, run the fused per-document operators batch by batch, then either write
 the documents (last stage) or emit the global operator's map rows and carry the batch to the next
 stage. Everything goes to a staging folder of this attempt, is renamed into place, and only then
@@ -26,6 +27,7 @@ from engine.plan import JobPlan
 from engine.reader import open_reader
 from engine.routing import READER, Timer, route_reader_drops, run_apply, run_operator
 from engine.shuffle import MapWriter
+from engine.splitting import MAX_ORDINAL
 from engine.stats import UnitStats
 
 #: Stage outputs (what a shard carries across a barrier) are always Parquet.
@@ -33,7 +35,8 @@ CARRY_FORMAT = "parquet"
 
 
 def run_shard_stage(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> UnitStats:
-    """Run one shard through one stage; idempotent. Returns the unit's stats.
+    """Run one unit (`shard`: its index in plan.units) through one stage; idempotent. Returns the
+    unit's stats.
 
     A storage failure (not damaged data) redoes the shard with backoff, up to the job's
     max_retries; after that the job fails naming the shard, which stays unfinished in the manifest
@@ -44,15 +47,25 @@ def run_shard_stage(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -
             return _run_once(plan, graph, stage_index, shard)
         except StorageError as e:
             if attempt == retries:
-                raise RuntimeError(f"shard {plan.inputs[shard]}: storage kept failing after {attempt + 1} "
+                raise RuntimeError(f"shard {unit_name(plan, shard)}: storage kept failing after {attempt + 1} "
                                    f"attempts; re-run the job to resume: {e}") from e
             time.sleep(min(30.0, 0.5 * 2 ** attempt))
     raise AssertionError("unreachable")
 
 
+def unit_name(plan: JobPlan, shard: int) -> str:
+    """The input file of a unit, with its range when it is one (for messages)."""
+    unit = plan.units[shard]
+    path = plan.inputs[unit.file]
+    return path if unit.part is None else f"{path} (range {unit.index}: from {unit.part.start})"
+
+
 def read_shard(plan: JobPlan, shard: int, stats: UnitStats) -> Iterator[pa.RecordBatch]:
-    """The shard's documents as batches, each row given its global `_key` (shard << 32 | ordinal)."""
-    path = plan.inputs[shard]
+    """The unit's documents as batches, each row given its global `_key` (file << 32 | ordinal,
+    the ordinal counted from the file's start whatever range the unit is). What belongs to the
+    file rather than to a range (its format, that it was empty) only its first unit counts."""
+    unit = plan.units[shard]
+    path = plan.inputs[unit.file]
     name = path.rsplit("/", 1)[-1]
     try:
         reader = open_reader(path, plan.spec.input.format, **plan.spec.input.options)
@@ -62,10 +75,11 @@ def read_shard(plan: JobPlan, shard: int, stats: UnitStats) -> Iterator[pa.Recor
         stats.reader.errors.append(f"{name}: cannot open: {type(e).__name__}: {e}")
         return
     fmt = reader.name
-    ordinal = 0
-    base = np.uint64(shard) << np.uint64(32)
+    first = ordinal = unit.part.first_ordinal if unit.part is not None else 0
+    base = np.uint64(unit.file) << np.uint64(32)
     timer = Timer(stats, READER)
-    it = iter(reader.read(path, plan.spec.executor.batch_size))
+    batch_size = plan.spec.executor.batch_size
+    it = iter(reader.read(path, batch_size) if unit.part is None else reader.read(path, batch_size, part=unit.part))
     try:
         while True:
             with timer:
@@ -73,6 +87,8 @@ def read_shard(plan: JobPlan, shard: int, stats: UnitStats) -> Iterator[pa.Recor
             if batch is None:
                 break
             n = batch.num_rows
+            if ordinal + n > MAX_ORDINAL:
+                raise ValueError(f"more than {MAX_ORDINAL} rows in one file: keys would collide")
             keys = base + np.arange(ordinal, ordinal + n, dtype=np.uint64)
             ordinal += n
             stats.reader.documents += n
@@ -89,9 +105,11 @@ def read_shard(plan: JobPlan, shard: int, stats: UnitStats) -> Iterator[pa.Recor
                 for k, v in counts.items():
                     dst[k] = dst.get(k, 0) + v
         stats.reader.errors.extend(f"{name}: {e}" for e in reader.errors)
+    if not unit.first_of_file:
+        return
     formats = stats.reader.groups.setdefault("formats", {})
     formats[fmt] = formats.get(fmt, 0) + 1
-    if ordinal == 0 and not reader.errors and not any(reader.stats.get("records", {}).values()):
+    if ordinal == first == 0 and not reader.errors and not any(reader.stats.get("records", {}).values()):
         stats.reader.empty_shards.append(name)
 
 
@@ -104,7 +122,8 @@ def _reader_content(plan: JobPlan) -> tuple[str, ...]:
 def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> UnitStats:
     layout = plan.work
     manifest = eio.Manifest(layout.manifest)
-    unit = layout.unit(stage_index, shard)
+    work = plan.units[shard]
+    unit = layout.unit(stage_index, work)
     if manifest.done(unit):
         return UnitStats.from_dict(manifest.get(unit))
     t_start = time.perf_counter()
@@ -112,21 +131,23 @@ def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> Unit
     for op in stage.operators():
         op.ensure_setup()
     out = plan.spec.output
-    staging = layout.staging(stage_index, shard, uuid.uuid4().hex[:12])
-    stats = UnitStats(unit=unit, shard=plan.inputs[shard])
-    rejects = RejectWriter(staging, shard, out.format, out.max_file_bytes, out.rejects_text)
-    docs = (DocumentWriter(staging, shard, out.format, out.max_file_bytes, out.partition_by,
+    staging = layout.staging(stage_index, work, uuid.uuid4().hex[:12])
+    stats = UnitStats(unit=unit, shard=plan.inputs[work.file])
+    name = work.label if work.part is not None else work.file  # output files: part-<label>-<n>
+    rejects = RejectWriter(staging, name, out.format, out.max_file_bytes, out.rejects_text)
+    docs = (DocumentWriter(staging, name, out.format, out.max_file_bytes, out.partition_by,
                            graph.transient_columns()) if stage.is_last else None)
     mappers = {op.name: MapWriter(f"{staging}/map-{op.name}", op.num_partitions()) for op in stage.map_ops}
-    carry = FolderWriter(staging, shard, CARRY_FORMAT, out.max_file_bytes) if stage.map_ops else None
-    apply_tables = {op.name: _apply_table(layout.global_dir(stage_index - 1, op.name), shard)
+    carry = FolderWriter(staging, name, CARRY_FORMAT, out.max_file_bytes) if stage.map_ops else None
+    # decisions stay per input file (keys >> 32): every range of a file reads its file's table
+    apply_tables = {op.name: _apply_table(layout.global_dir(stage_index - 1, op.name), work.file)
                     for op in stage.apply_ops}
 
     if stage_index == 0:
         content = _reader_content(plan)
         source = (route_reader_drops(b, content, rejects, stats) for b in read_shard(plan, shard, stats))
     else:
-        prev = layout.stage_output(stage_index - 1, shard)
+        prev = layout.stage_output(stage_index - 1, work)
         source = (b for f in eio.listdir_files(prev, ".parquet")
                   for b in eio.iter_parquet_batches(f, plan.spec.executor.batch_size))
     for batch in source:
@@ -169,9 +190,9 @@ def _commit(plan: JobPlan, stage_index: int, shard: int, staging: str, rejects: 
     n: dict[str, int] = {}
     if carry is not None:
         for f in carry.close():
-            eio.rename(f, f"{layout.stage_output(stage_index, shard)}/{f.rsplit('/', 1)[-1]}")
+            eio.rename(f, f"{layout.stage_output(stage_index, plan.units[shard])}/{f.rsplit('/', 1)[-1]}")
             n["carry"] = n.get("carry", 0) + 1
-    for name, mapper in mappers.items():
+    for name, mapper in mappers.items():  # map output by unit index (a whole-file job: the file's)
         n[f"map:{name}"] = mapper.commit(layout.global_dir(stage_index, name), shard)
     for f in rejects.close() + (docs.close() if docs else []):
         rel = f[len(staging) + 1:]

@@ -169,10 +169,11 @@ class JobStats:
         reader = ReaderStats()
         written = 0
         glob: dict[str, dict[str, Any]] = {}
+        said: dict[tuple[str, str, str], str] = {}
         for u in units:
             for name, s in u.operators.items():
                 ops.setdefault(name, OperatorStats()).add(s)
-            reader.add(u.reader)
+            reader.add(_once_per_file(u, said))
             written += u.written
             glob.update(u.global_)
         ordered = {n: ops[n] for n in order if n in ops}
@@ -208,6 +209,19 @@ def objects_by_stage(units: list[UnitStats]) -> dict[str, dict[str, Any]]:
     for s in out.values():
         s["per_unit"] = round(s["objects_written"] / s["units"], 2)
     return dict(sorted(out.items(), key=lambda kv: (len(kv[0]), kv[0])))  # stage-2 before stage-10
+
+
+def _once_per_file(u: UnitStats, said: dict[tuple[str, str, str], str]) -> ReaderStats:
+    """A unit's reader stats without what another range of the same file already said: a file that
+    fails or cannot be opened counts once however many units it was split into."""
+    r = u.reader
+    if u.shard is None or not (r.errors or r.failed_shards):
+        return r
+
+    def new(kind: str, items: list[str]) -> list[str]:
+        out = [x for x in items if said.setdefault((u.shard, kind, x), u.unit) == u.unit]
+        return out
+    return dataclasses.replace(r, errors=new("error", r.errors), failed_shards=new("failed", r.failed_shards))
 
 
 def check(stats: dict[str, Any]) -> None:

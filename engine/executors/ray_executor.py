@@ -5,7 +5,7 @@ How work is laid out
   fused operator chain of a stage for a whole shard (`engine.shard_task.run_shard_stage`); it
   builds the job's graph once (engine.worker.Worker), so models load once per actor, not per
   shard, and stay loaded across stages.
-- Shards are scheduled to actors with at most `max_in_flight` shard calls outstanding per actor
+- Units (input files, or ranges of big ones: engine.splitting) are scheduled to actors with at most `max_in_flight` shard calls outstanding per actor
   (one running, the rest queued in the actor so it never idles while the driver handles a result).
   The driver therefore never holds more than `workers * max_in_flight` pending calls: the rest of
   the shards wait in a plain list, nothing is queued unbounded in Ray. Shard results are small
@@ -52,6 +52,7 @@ from engine.executors.ray_cluster import absolute_plan, connect
 from engine.executors.ray_tasks import WORKER_LOST, RemoteShardWorker, run_tasks
 from engine.graph import Graph
 from engine.plan import JobPlan
+from engine.shard_task import unit_name
 from engine.stages import pending_shards, run_stages
 from engine.stats import UnitStats
 
@@ -186,7 +187,7 @@ class RayExecutor:
                         self.replaced.append((slot, old, shard))
                     continue
                 except RayTaskError as e:
-                    raise RuntimeError(f"stage {stage}, shard {shard} ({plan.inputs[shard]}) failed:\n{e}") from e
+                    raise RuntimeError(f"stage {stage}, shard {shard} ({unit_name(plan, shard)}) failed:\n{e}") from e
                 except RayError as e:  # object lost with its node, worker crash outside the actor
                     self._lost(stage, shard, e)
                     todo.appendleft(shard)

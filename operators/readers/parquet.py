@@ -1,5 +1,8 @@
 """Parquet reader: row groups streamed as batches -> documents, other columns kept with their types.
 
+A big file splits at row groups (the footer says each group's rows and compressed size), so a
+range's `source` and fallback ids (`<file>:<row>`) are those of the whole file's read.
+
 Parquet already has one schema per file, so the columns are consistent across batches; the reader
 only maps the input's own id/text/url/date onto the base columns (CCNet's `raw_content` and `digest`
 included) and renames fields that collide with engine-owned names.
@@ -15,7 +18,7 @@ import pyarrow.parquet as pq
 
 from engine.documents import DROP_REASON, make_batch
 from engine.errors import StorageError
-from engine.reader import Reader
+from engine.reader import Reader, ShardRange
 from engine.registry import register
 
 from .base import DOC_COLUMNS, basename, check_params, stable_id
@@ -63,7 +66,27 @@ class ParquetReader(Reader):
     def sniff(cls, head: bytes, path: str) -> bool:
         return head[:4] == b"PAR1"
 
-    def read(self, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+    def split(self, path: str, target_bytes: int) -> list[ShardRange] | None:
+        """Runs of whole row groups of about `target_bytes` compressed; `start`/`end` are row group
+        numbers, `first_ordinal` (and `first_record`) the rows before the range."""
+        f = self.open_shard(path)
+        if f is None:
+            return None
+        with f:
+            meta = pq.ParquetFile(f).metadata
+        ranges: list[ShardRange] = []
+        group0, row0, rows, size = 0, 0, 0, 0
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            if size >= target_bytes:
+                ranges.append(ShardRange(group0, g, row0, row0))
+                group0, row0, size = g, rows, 0
+            size += sum(rg.column(c).total_compressed_size for c in range(rg.num_columns))
+            rows += rg.num_rows
+        ranges.append(ShardRange(group0, -1, row0, row0))
+        return ranges if len(ranges) > 1 else None
+
+    def read(self, path: str, batch_size: int, part: ShardRange | None = None) -> Iterator[pa.RecordBatch]:
         shard = basename(path)
         f = self.open_shard(path)
         if f is None:
@@ -78,9 +101,10 @@ class ParquetReader(Reader):
             except Exception as e:  # noqa: BLE001 - corrupt footer, not Parquet
                 self.errors.append(f"not a readable Parquet file: {type(e).__name__}: {e}")
                 return
-            row = 0
-            for group, size in enumerate(sizes):  # one row group at a time: damage costs only its rows
-                end = row + size
+            first, last = (0, len(sizes)) if part is None else (part.start, len(sizes) if part.end < 0 else part.end)
+            row = 0 if part is None else part.first_ordinal
+            for group in range(first, last):  # one row group at a time: damage costs only its rows
+                end = row + sizes[group]
                 try:
                     for raw in pf.iter_batches(batch_size=batch_size, row_groups=[group]):
                         out = self._convert(raw, shard, row)

@@ -117,7 +117,7 @@ def test_finish_drops_the_global_operators_intermediate_files(shards, tmp_path):
     out = tmp_path / "out"
     job = drop_sevens_job(pipeline=[{"test_drop_sevens": {}}, {"line_dedup": {}}])
     first = run_job(job, inputs=shards, out=str(out))
-    assert sorted(p.name for p in (out / "_work").iterdir()) == ["job.json", "manifest"]
+    assert sorted(p.name for p in (out / "_work").iterdir()) == ["job.json", "manifest", "units.json"]
     again = run_job(job, inputs=shards, out=str(out))
     assert again["total"] == first["total"]
 
