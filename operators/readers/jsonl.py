@@ -9,6 +9,7 @@ CCNet output (`raw_content`, no `id`) reads as is: text falls back to `raw_conte
 """
 from __future__ import annotations
 
+import collections
 import json
 import math
 import re
@@ -24,6 +25,7 @@ from engine.reader import Reader, ShardRange
 from engine.registry import register
 
 from .base import DOC_COLUMNS, basename, check_params, stable_id
+from .jsonl_arrow import ArrowLines
 from .jsonl_ranges import RangeFile, line_ranges
 from .stream import ByteStream
 
@@ -33,6 +35,8 @@ _TOO_LARGE = b"\x00too_large"
 _INT64 = (-(2**63), 2**63 - 1)
 #: Kind of a fixed column: "str" plain strings, "json" JSON text, "int", "float", "bool".
 _ARROW = {"str": pa.string(), "json": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+#: Bytes of whole lines handed on at a time (to pyarrow's parser, or line by line to Python's).
+BLOCK_BYTES = 1 << 20
 #: How many records (at most how many bytes of lines) fix the extra columns and their types.
 INFER_ROWS = 1000
 INFER_BYTES = 64 << 20
@@ -121,6 +125,8 @@ class TableBuilder:
         self.id_field = id_field
         self.shard = shard
         self.kinds: dict[str, str] | None = None  # fixed after the first batch
+        #: Input field names met before the kinds were fixed (the fast path expects no others).
+        self.fields: set[str] = set()
         self.rows: list[tuple[dict, int]] = []
 
     def column_name(self, field: str) -> str:
@@ -130,6 +136,8 @@ class TableBuilder:
 
     def base(self, rec: dict, pos: int) -> tuple[dict, dict]:
         """Base columns (id, url, date, source, text, html) and the remaining extra fields."""
+        if self.kinds is None:
+            self.fields.update(rec)
         rec = dict(rec)
         tf = self.text_field
         if tf == "auto":
@@ -218,6 +226,8 @@ class JsonlReader(Reader):
     columns: ClassVar[tuple[str, ...]] = ("html",)
     transient_columns: ClassVar[tuple[str, ...]] = ("html",)
     OPTIONS: ClassVar[set[str]] = {"text_field", "id_field", "max_bytes"}
+    #: Parse with pyarrow where it reads lines as Python does (False: the Python path only, for tests).
+    _arrow: ClassVar[bool] = True
 
     def __init__(self, text_field: str = "auto", id_field: str = "id", max_bytes: int = 10_000_000,
                  **params: Any) -> None:
@@ -226,6 +236,7 @@ class JsonlReader(Reader):
         self.text_field = text_field
         self.id_field = id_field
         self.max_bytes = int(max_bytes)
+        self._arrow_rows = 0  # rows the pyarrow path read (for tests; never in stats)
 
     @classmethod
     def sniff(cls, head: bytes, path: str) -> bool:
@@ -245,7 +256,7 @@ class JsonlReader(Reader):
         shard = basename(path)
         builder = TableBuilder(self, self.text_field, self.id_field, shard)
         if part is not None and (part.start > 0 or part.end >= 0):  # kinds from the file's head, as unsplit
-            builder.kinds = self._head_kinds(path)
+            builder.kinds, builder.fields = self._head(path)
         f = self.open_shard(path)
         if f is None:
             return
@@ -257,76 +268,115 @@ class JsonlReader(Reader):
             yield from self._batches(stream, builder, max(1, int(batch_size)),
                                      0 if part is None else part.first_record)
 
-    def _head_kinds(self, path: str) -> dict[str, str] | None:
-        """The extra columns and kinds the unsplit read of this file fixes (from its first records)."""
+    def _head(self, path: str) -> tuple[dict[str, str] | None, set[str]]:
+        """The extra columns and kinds the unsplit read of this file fixes from its first records,
+        and the input fields those records have."""
         scratch = JsonlReader(**self.params)  # its counts are not this range's
         builder = TableBuilder(scratch, self.text_field, self.id_field, basename(path))
         f = scratch.open_shard(path)
         if f is None:
-            return None
+            return None, set()
         with f:
             for _ in scratch._batches(ByteStream(f), builder, 1 << 30, 0, until_kinds=True):
                 break
-        return builder.kinds
+        return builder.kinds, builder.fields
 
     def _batches(self, stream: ByteStream, builder: TableBuilder, batch_size: int, lineno: int,
                  until_kinds: bool = False) -> Iterator[pa.RecordBatch]:
         """Batches of the lines of `stream`, the first of which is line `lineno` + 1 of the file
-        (`until_kinds`: stop as soon as the column kinds are fixed)."""
+        (`until_kinds`: stop as soon as the column kinds are fixed). Once the kinds are fixed, runs
+        of lines go to pyarrow's JSON parser where it reads them exactly as the Python path would."""
+        out = Rebatcher(batch_size)
+        fast: ArrowLines | None = None
         items: list[tuple[dict, dict]] = []
-        lines = self._lines(stream)
         seen_bytes = 0
-        while True:
-            ready: list[pa.RecordBatch] = []
-            try:
-                line = next(lines)
-                lineno += 1
-                try:
-                    item = self._parse(line, lineno, builder)
-                except (StorageError, OSError):
-                    raise
-                except Exception as e:  # noqa: BLE001 - one line the reader cannot handle is rejected
-                    item = builder.reject(lineno, f"reader_error:{type(e).__name__}")
-                if item is not None:
-                    items.append(item)
-                if builder.kinds is None:  # the column kinds never depend on batch_size
-                    seen_bytes += len(line)
-                    if len(items) >= INFER_ROWS or seen_bytes >= INFER_BYTES:
-                        builder.infer(items)
-                        if until_kinds:
-                            return
-                while builder.kinds is not None and len(items) >= batch_size:
-                    ready.append(builder.batch(items[:batch_size]))
-                    del items[:batch_size]
-            except StopIteration:
-                break
-            except StorageError:
-                raise
-            except OSError as e:
-                self.errors.append(f"read error after line {lineno}: {type(e).__name__}: {e}")
-                break
-            except Exception as e:  # noqa: BLE001 - bad data must not escape read()
-                self.errors.append(f"reader error at line {lineno}: {type(e).__name__}: {e}")
-                break
-            yield from ready
-        if items:
-            try:
+        limit = self.max_bytes + 1
+        try:
+            for block, single in self._pieces(stream):
+                if block is not None and builder.kinds is not None and self._arrow:
+                    fast = fast or self._fast(builder)
+                    pieces = fast.pieces(block, lineno)
+                else:
+                    pieces = [(None, _split_lines(block) if block is not None else [single])]
+                queue = collections.deque(pieces)
+                while queue:
+                    batch, lines = queue.popleft()
+                    if batch is not None:
+                        if items:
+                            out.add(builder.batch(items))
+                            items = []
+                        out.add(batch)
+                        self.count("records", "json", batch.num_rows)
+                        self._arrow_rows += batch.num_rows
+                        lineno += batch.num_rows
+                        continue
+                    for k, line in enumerate(lines):
+                        lineno += 1
+                        if len(line) > limit:
+                            line = _TOO_LARGE
+                        item = self._item(line, lineno, builder)
+                        if item is not None:
+                            items.append(item)
+                        if builder.kinds is None:  # the column kinds never depend on batch_size
+                            seen_bytes += len(line)
+                            if len(items) >= INFER_ROWS or seen_bytes >= INFER_BYTES:
+                                builder.infer(items)
+                                if until_kinds:
+                                    return
+                                if self._arrow and k + 1 < len(lines):  # the rest of the block: pyarrow's
+                                    fast = self._fast(builder)
+                                    queue.extendleft(reversed(list(fast.pieces(b"".join(lines[k + 1:]), lineno))))
+                                    break
+                if builder.kinds is not None:
+                    for i in range(0, len(items), batch_size):
+                        out.add(builder.batch(items[i:i + batch_size]))
+                    items = []
+                yield from out.full()
+        except StorageError:
+            raise
+        except OSError as e:
+            self.errors.append(f"read error after line {lineno}: {type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - bad data must not escape read()
+            self.errors.append(f"reader error at line {lineno}: {type(e).__name__}: {e}")
+        try:
+            if items:
                 if builder.kinds is None:
                     builder.infer(items)
                     if until_kinds:
                         return
-                ready = [builder.batch(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
-            except StorageError:
-                raise
-            except Exception as e:  # noqa: BLE001
-                self.errors.append(f"reader error at line {lineno}: {type(e).__name__}: {e}")
-                return
-            yield from ready
+                for i in range(0, len(items), batch_size):
+                    out.add(builder.batch(items[i:i + batch_size]))
+        except StorageError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            self.errors.append(f"reader error at line {lineno}: {type(e).__name__}: {e}")
+            return
+        yield from out.rest()
 
-    def _lines(self, stream: ByteStream) -> Iterator[bytes]:
-        """Lines of a plain or gzip file; a truncated or corrupt gzip ends them with an error."""
+    def _fast(self, builder: TableBuilder) -> ArrowLines:
+        return ArrowLines(builder.kinds, builder.fields, self.text_field, self.id_field, builder.shard,
+                          self.max_bytes, builder.column_name)
+
+    def _item(self, line: bytes, lineno: int, builder: TableBuilder) -> tuple[dict, dict] | None:
+        try:
+            return self._parse(line, lineno, builder)
+        except (StorageError, OSError):
+            raise
+        except Exception as e:  # noqa: BLE001 - one line the reader cannot handle is rejected
+            return builder.reject(lineno, f"reader_error:{type(e).__name__}")
+
+    def _pieces(self, stream: ByteStream) -> Iterator[tuple[bytes | None, bytes | None]]:
+        """(block, None) for a block of whole lines, (None, line) for a line read alone (longer
+        than a block, or the last one): a truncated or corrupt gzip ends them with an error."""
         limit = self.max_bytes + 1
         while True:
+            n = stream.ensure(BLOCK_BYTES)
+            if not n:
+                break
+            nl = stream.buf.rfind(b"\n", stream.start, stream.start + n)
+            if nl >= 0:
+                yield stream.read(nl + 1 - stream.start), None
+                continue
             line = stream.readline(limit)
             if not line:
                 break
@@ -335,11 +385,11 @@ class JsonlReader(Reader):
                     more = stream.readline(1 << 20)
                     if not more or more.endswith(b"\n"):
                         break
-                yield _TOO_LARGE
+                yield None, _TOO_LARGE
                 continue
             if stream.error and not line.endswith(b"\n") and not stream.peekline():
                 break  # the cut line of a truncated file is not bad JSON, it is lost with the cut
-            yield line
+            yield None, line
         if stream.error:
             self.errors.append(stream.error)
 
@@ -374,3 +424,52 @@ def _plain_stream(f) -> ByteStream:
     stream = ByteStream(f)
     stream.gz, stream.members, stream._member_starts = False, [(0, 0)], [0]
     return stream
+
+
+def _split_lines(block: bytes) -> list[bytes]:
+    """The lines of a block of whole lines, each with its newline."""
+    parts = block.split(b"\n")
+    parts.pop()
+    return [x + b"\n" for x in parts]
+
+
+class Rebatcher:
+    """Regroups batches of any size into batches of `size` rows (the last one shorter), copied when
+    cut from a larger one, so that a batch never holds on to (or pickles) another's buffers."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.queue: list[tuple[pa.RecordBatch, bool]] = []  # (batch, is it a cut of a larger one)
+        self.rows = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows:
+            self.queue.append((batch, False))
+            self.rows += batch.num_rows
+
+    def full(self) -> Iterator[pa.RecordBatch]:
+        while self.rows >= self.size:
+            yield self._take(self.size)
+
+    def rest(self) -> Iterator[pa.RecordBatch]:
+        yield from self.full()
+        if self.rows:
+            yield self._take(self.rows)
+
+    def _take(self, n: int) -> pa.RecordBatch:
+        parts: list[tuple[pa.RecordBatch, bool]] = []
+        need = n
+        while need:
+            b, cut = self.queue[0]
+            if b.num_rows <= need:
+                parts.append((b, cut))
+                self.queue.pop(0)
+                need -= b.num_rows
+            else:
+                parts.append((b.slice(0, need), True))
+                self.queue[0] = (b.slice(need), True)
+                need = 0
+        self.rows -= n
+        if len(parts) == 1 and not parts[0][1]:
+            return parts[0][0]
+        return pa.concat_batches([b for b, _ in parts])

@@ -12,20 +12,23 @@ from engine.documents import DROP_REASON
 from operators.readers import JsonlReader
 
 
-def read_whole(path, batch_size=7, **params):
+def read_whole(path, batch_size=7, arrow=False, **params):
     reader = JsonlReader(**params)
+    reader._arrow = arrow
     batches = list(reader.read(str(path), batch_size))
     return reader, batches
 
 
-def read_split(path, target, batch_size=7, **params):
-    """(ranges, rows, batches, summed stats, errors) reading every range with a fresh reader."""
+def read_split(path, target, batch_size=7, arrow=True, **params):
+    """(ranges, rows, batches, summed stats, errors) reading every range with a fresh reader
+    (`arrow` False: by the Python path only)."""
     ranges = JsonlReader(**params).split(str(path), target)
     assert ranges is not None
     rows, batches, errors = [], [], []
     stats: dict = {}
     for k, part in enumerate(ranges):
         reader = JsonlReader(**params)
+        reader._arrow = arrow
         got = list(reader.read(str(path), batch_size, part))
         batches += got
         part_rows = [r for b in got for r in b.to_pylist()]
@@ -77,14 +80,15 @@ def drifting(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("target,scan_chunk", [(1, 5), (40, 1 << 20), (97, 13), (256, 1 << 20), (1000, 64),
                                                (3000, 1 << 20)])
-def test_ranges_read_exactly_what_the_whole_file_gives(drifting, target, scan_chunk, monkeypatch):
+@pytest.mark.parametrize("arrow", [False, True])
+def test_ranges_read_exactly_what_the_whole_file_gives(drifting, target, scan_chunk, arrow, monkeypatch):
     import operators.readers.jsonl_ranges as ranges_mod
     monkeypatch.setattr(ranges_mod, "SCAN_CHUNK", scan_chunk)  # line starts on scan chunk edges
-    whole, batches = read_whole(drifting, max_bytes=400)
+    whole, batches = read_whole(drifting, max_bytes=400)  # the reference: the Python path, unsplit
     rows = [r for b in batches for r in b.to_pylist()]
-    ranges, split_rows, split_batches, stats, errors = read_split(drifting, target, max_bytes=400)
+    ranges, split_rows, split_batches, stats, errors = read_split(drifting, target, arrow=arrow, max_bytes=400)
     assert len(ranges) > 1
-    assert split_rows == rows
+    assert repr(split_rows) == repr(rows)
     assert {b.schema for b in split_batches} == {batches[0].schema}
     assert stats == whole.stats and errors == whole.errors == []
     assert ranges[0].start == 0 and ranges[-1].end == -1
@@ -138,3 +142,18 @@ def test_split_does_not_depend_on_anything_but_file_and_target(drifting):
     a = JsonlReader(max_bytes=400).split(str(drifting), 300)
     b = JsonlReader(max_bytes=400).split(str(drifting), 300)
     assert a == b
+
+
+def test_ranges_of_a_clean_file_are_read_by_pyarrow_and_match_the_whole(tmp_path, monkeypatch):
+    import operators.readers.jsonl as jsonl_mod
+    monkeypatch.setattr(jsonl_mod, "INFER_ROWS", 30)
+    p = tmp_path / "clean.jsonl"
+    p.write_text("".join(json.dumps({"id": f"d{i}", "text": "t " * (i % 50), "n": i, "x": i / 3}) + "\n"
+                         for i in range(3000)))
+    _, batches = read_whole(p, 64)
+    ranges, rows, _, stats, errors = read_split(p, 20_000, batch_size=64)
+    assert len(ranges) > 3 and rows == [r for b in batches for r in b.to_pylist()] and errors == []
+    for part in ranges:
+        reader = JsonlReader()
+        list(reader.read(str(p), 64, part))
+        assert reader._arrow_rows > 0
