@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
-from engine.documents import ID, KEY, set_column, texts
+from engine.documents import ID, KEY, TEXT, set_column
 from engine.io import fs_and_path, listdir_files, read_parquet, remove, rename
 from engine.operator import GlobalOperator, Params, Resources, Result, register
 from engine.reduce import GlobalContext
@@ -112,7 +112,7 @@ class MinHashDedup(GlobalOperator):
     def map(self, batch: pa.RecordBatch) -> pa.Table | None:
         p = self.params
         bands, rows = self.band_rows
-        sig, valid = minhash_signatures(texts(batch), p.num_perm, p.ngram, p.seed)
+        sig, valid = minhash_signatures(batch.column(TEXT), p.num_perm, p.ngram, p.seed)
         idx = np.flatnonzero(valid)
         if len(idx) == 0:
             return None

@@ -99,3 +99,37 @@ def test_band_keys():
     assert len(np.unique(k)) == k.size - 4 - 1  # equal rows in different bands still differ
     with pytest.raises(ValueError):
         M.band_keys(sig, 5, 5)
+
+
+def test_arrow_column_gives_the_signatures_of_its_strings(shared_data):
+    """An Arrow text column (nulls, chunks, an offset slice) hashes like the same Python strings."""
+    import pyarrow as pa
+    vocab = wikitext_words(shared_data)
+    docs = [" ".join(vocab[i * 50:i * 50 + 40]) for i in range(30)]
+    docs[3] = "Ünïcode “quoted” text, ça marche — naïve café ΟΔΟΣ.Α"
+    docs[7] = "with the \x02 sentinel inside"
+    col = pa.array(docs[:10] + [None] + docs[10:], pa.string())
+    expect, _ = M.minhash_signatures(docs[:10] + [""] + docs[10:], 32)
+    for texts in (col, pa.chunked_array([col.slice(0, 4), col.slice(4)]), col.cast(pa.large_string())):
+        got, _ = M.minhash_signatures(texts, 32)
+        assert (got == expect).all()
+    got, _ = M.minhash_signatures(col.slice(5), 32)
+    assert (got == expect[5:]).all()
+
+
+def test_non_ascii_text_normalises_the_same_whole_or_word_by_word(shared_data):
+    """A document of mostly non-ASCII words alone is normalised in one pass over its whole text;
+    batched with a long ASCII document its few non-ASCII words go word by word: same hashes. The
+    code-point pass gives the words the regex gives."""
+    import re
+    langs = ["ru", "el", "ja", "ar", "hi", "de", "tr"]
+    docs = [" ".join((shared_data / "text" / "lingua" / f"{lang}.txt").read_text(encoding="utf-8").splitlines()[:12])
+            for lang in langs]
+    docs.append("ΟΔΟΣ.Α ΣΑΣ. İstanbul KELVİN \u212a ǅ 𝔘𝔫𝔦 😀x")
+    ascii_doc = " ".join(wikitext_words(shared_data)[:5000])
+    for d in docs:
+        whole = M.word_hashes([d])
+        mixed = M.word_hashes([d, ascii_doc])  # few non-ASCII words in the batch: word-by-word path
+        assert (mixed[0][:mixed[1][1]] == whole[0]).all()
+        pattern = re.compile(r"[^\w\x00-\x7f]+")
+        assert M._normalize_non_ascii(d.lower()).decode().split() == pattern.sub(" ", d.lower()).split()
