@@ -11,6 +11,7 @@ reference measured in the same run). The harness adds the machine and versions a
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import pkgutil
@@ -122,14 +123,17 @@ def resolve(name: str) -> str:
     return ALIASES.get(name, name)
 
 
-def run(name: str, quick: bool = False, json_path: str | None = None) -> dict[str, Any]:
-    """Run one benchmark (by its name or a former name), print its tables and write its JSON."""
+def run(name: str, quick: bool = False, json_path: str | None = None, args: list[str] | None = None) -> dict[str, Any]:
+    """Run one benchmark (by its name or a former name), print its tables and write its JSON; `args`
+    (the command line after the name) go to a benchmark whose run() takes options."""
     name = resolve(name)
     benches = available()
     if name not in benches:
         raise SystemExit(f"unknown benchmark {name!r}; available: {', '.join(benches)}")
+    if args and "args" not in inspect.signature(benches[name].run).parameters:
+        raise SystemExit(f"benchmark {name!r} takes no options (got {' '.join(args)})")
     t0 = time.perf_counter()
-    result = benches[name].run(quick=quick)
+    result = benches[name].run(quick=quick, **({"args": list(args)} if args else {}))
     result = {"benchmark": name, "quick": quick, "machine": machine(),
               "wall_seconds": round(time.perf_counter() - t0, 2), **result}
     print_result(name, result)

@@ -139,13 +139,15 @@ def print_summary(stats: dict[str, Any]) -> None:
         out.print(f"[yellow]shard error:[/yellow] {e}")
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(
+    ctx: typer.Context,
     name: Optional[str] = typer.Argument(None, help="benchmark name, or 'all' for the quick set"),
     json_path: Optional[str] = typer.Option(None, "--json", help="where to write the JSON result"),
     full: bool = typer.Option(False, "--full", help="full-size inputs instead of the quick ones"),
 ) -> None:
-    """List benchmarks, run one, or run the quick set (`all`)."""
+    """List benchmarks, run one, or run the quick set (`all`); options after the name go to the benchmark
+    (e.g. `decant bench scale --docs 200000`)."""
     from benchmarks import harness
     benches = harness.available()
     if not name:
@@ -160,7 +162,7 @@ def bench(
     if name == "all":
         harness.run_all(quick=not full, json_path=json_path)
         return
-    harness.run(name, quick=not full, json_path=json_path)
+    harness.run(name, quick=not full, json_path=json_path, args=ctx.args)
 
 
 @app.command()
