@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from operators.filters.quality.family import Bound, Computed, FamilySettings, RuleFamily, Signal
+from operators.filters.quality.family import Bound, Computed, FamilySettings, RowSettings, RuleFamily, Signal
 from operators.filters.quality.punctuation import LINE_END_RE, SENTENCE_END_RE
 from operators.filters.quality.text_batch import TextBatch, as_numpy, row_sum
 
@@ -48,6 +48,8 @@ class C4(RuleFamily):
                                       "max_word_length", "remove_citations", "filter_javascript", "filter_policy",
                                       "filter_lorem_ipsum", "filter_curly_bracket", "min_sentences")}
     settings: C4Settings
+    bound_settings = frozenset({"min_sentences"})
+    row_settings = frozenset({"filter_no_terminal_punct"})
 
     def signals(self) -> tuple[Signal, ...]:
         return (Signal("c4_lines_removed", np.int32), Signal("c4_sentences", np.int32),
@@ -58,7 +60,8 @@ class C4(RuleFamily):
                 Bound("c4_curly_bracket", "c4_curly_bracket", ">", 0),
                 Bound("c4_min_sentences", "c4_sentences", "<", self.settings.min_sentences)]
 
-    def compute(self, batch: TextBatch) -> Computed:
+    def compute(self, batch: TextBatch, rows: RowSettings | None = None) -> Computed:
+        punct_rows = self.row_settings_of(batch, rows).values("filter_no_terminal_punct").astype(bool)
         s, n, text = self.settings, batch.n, batch.text
         lines, lpar = batch.lines.values, batch.lines.rows
         L = len(lpar)
@@ -70,9 +73,10 @@ class C4(RuleFamily):
             ok &= np.bincount(line_words.rows, weights=line_words.lengths > s.max_word_length, minlength=L)[:L] == 0
         if s.remove_citations and L:
             lines = pc.utf8_trim_whitespace(pc.replace_substring_regex(lines, CITATION_RE, ""))
-        if s.filter_no_terminal_punct and L:
-            ok &= as_numpy(pc.match_substring_regex(lines, C4_END_RE)).astype(bool)
-            ok &= ~as_numpy(pc.ends_with(lines, "...")).astype(bool)
+        if punct_rows.any() and L:
+            ended = as_numpy(pc.match_substring_regex(lines, C4_END_RE)).astype(bool)
+            ended &= ~as_numpy(pc.ends_with(lines, "...")).astype(bool)
+            ok &= ended | ~punct_rows[lpar]
         line_has_words = batch.has_words[lpar] if L else np.zeros(0, bool)
         ok &= (nw >= s.min_words_per_line) | ~line_has_words
         ok &= nonblank

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.compute as pc
 
-from operators.filters.quality.family import Bound, Computed, FamilySettings, RuleFamily, Signal, with_words
+from operators.filters.quality.family import (Bound, Computed, FamilySettings, RowSettings, RuleFamily, Signal,
+                                              with_words)
 from operators.filters.quality.punctuation import LINE_END_RE
 from operators.filters.quality.text_batch import Pieces, TextBatch, as_numpy, matches, ratio, row_sum
 
@@ -33,6 +34,8 @@ class FineWeb(RuleFamily):
                "fineweb_dup_line_char_ratio": "max_dup_line_char_ratio",
                "fineweb_new_line_ratio": "max_newline_word_ratio"}
     settings: FineWebSettings
+    bound_settings = frozenset(FineWebSettings.model_fields) - {"short_line_length"}
+    row_settings = frozenset({"short_line_length"})
 
     def signals(self) -> tuple[Signal, ...]:
         return (Signal("fineweb_lines", np.int32), Signal("fineweb_line_punct_ratio", np.float32),
@@ -47,7 +50,8 @@ class FineWeb(RuleFamily):
                 Bound("fineweb_dup_line_char_ratio", "fineweb_dup_line_char_ratio", ">", s.max_dup_line_char_ratio),
                 Bound("fineweb_list_ratio", "fineweb_newline_word_ratio", ">", s.max_newline_word_ratio, with_words)]
 
-    def compute(self, batch: TextBatch) -> Computed:
+    def compute(self, batch: TextBatch, rows: RowSettings | None = None) -> Computed:
+        short = self.row_settings_of(batch, rows).values("short_line_length")
         n, text = batch.n, batch.text
         lines = Pieces.of(pc.utf8_rtrim_whitespace(batch.raw_lines.values), batch.raw_lines.rows)
         lines = lines.where(batch.lines.lengths > 0)
@@ -58,7 +62,7 @@ class FineWeb(RuleFamily):
         return Computed({
             "fineweb_lines": nlines,
             "fineweb_line_punct_ratio": ratio(row_sum(lines.rows, matches(lines.values, LINE_END_RE), n), nlines),
-            "fineweb_short_line_ratio": ratio(row_sum(lines.rows, lines.lengths <= self.settings.short_line_length, n),
+            "fineweb_short_line_ratio": ratio(row_sum(lines.rows, lines.lengths <= short[lines.rows], n),
                                               nlines),
             "fineweb_dup_line_char_ratio": ratio(row_sum(lines.rows, lines.lengths * lines.repeats(), n), body),
             "fineweb_newline_word_ratio": np.where(nwords > 0, ratio(newlines, nwords),

@@ -14,8 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from operators.filters.quality.family import Bound, Computed, FamilySettings, RuleFamily, Signal, with_words
-from operators.filters.quality.text_batch import TextBatch, as_numpy, matches, ratio, row_sum
+from operators.filters.quality.family import (Bound, Computed, FamilySettings, RowSettings, RuleFamily, Signal,
+                                              with_words)
+from operators.filters.quality.text_batch import Pieces, TextBatch, as_numpy, matches, ratio, row_sum
 
 STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
 BULLET_RE = "^[\u2022\u25cf\u2023\u25e6\u2219\u25aa\\-*]"
@@ -38,6 +39,23 @@ class GopherQualitySettings(FamilySettings):
     stop_words_languages: list[str] = ["en"]
 
 
+def stop_words(words: Pieces, rows: RowSettings) -> np.ndarray:
+    """Mask of the words that are stop words of their row's list (case-insensitive): the distinct
+    words are looked up once in the union of the lists, then a (list, word) table says which count."""
+    lists = rows.lists("stop_words")
+    distinct, ids = words.vocabulary
+    lower = pc.utf8_lower(distinct)
+    if len(lists) == 1:
+        return as_numpy(pc.is_in(lower, value_set=pa.array(lists[0], pa.string()))).astype(bool)[ids]
+    union = sorted(set().union(*lists))
+    at = {w: k for k, w in enumerate(union)}
+    member = np.zeros((len(lists), len(union) + 1), dtype=bool)   # last column: not in any list
+    for i, words_of_list in enumerate(lists):
+        member[i, [at[w] for w in words_of_list]] = True
+    code = as_numpy(pc.fill_null(pc.index_in(lower, value_set=pa.array(union, pa.string())), len(union)))
+    return member[rows.which[words.rows], code.astype(np.int64)[ids]]
+
+
 class GopherQuality(RuleFamily):
     name = "gopher_quality"
     Settings = GopherQualitySettings
@@ -48,6 +66,8 @@ class GopherQuality(RuleFamily):
                "min_stop_words": "min_stop_word_count", "stop_words": "stop_words",
                "stop_words_languages": "stop_words_languages"}
     settings: GopherQualitySettings
+    bound_settings = frozenset(GopherQualitySettings.model_fields) - {"stop_words"}
+    row_settings = frozenset({"stop_words"})
 
     def signals(self) -> tuple[Signal, ...]:
         return (Signal("word_count", np.int32), Signal("mean_word_length", np.float32),
@@ -57,10 +77,6 @@ class GopherQuality(RuleFamily):
 
     def bounds(self) -> list[Bound]:
         s = self.settings
-
-        def stop_word_rows(batch: TextBatch) -> np.ndarray:
-            return batch.has_words & batch.language_in(s.stop_words_languages, default=True)
-
         return [Bound("gopher_min_words", "word_count", "<", s.min_word_count, with_words),
                 Bound("gopher_max_words", "word_count", ">", s.max_word_count, with_words),
                 Bound("gopher_mean_word_length", "mean_word_length", "<", s.min_mean_word_length, with_words),
@@ -69,28 +85,26 @@ class GopherQuality(RuleFamily):
                 Bound("gopher_bullet_lines", "bullet_line_frac", ">", s.max_bullet_line_frac),
                 Bound("gopher_ellipsis_lines", "ellipsis_line_frac", ">", s.max_ellipsis_line_frac),
                 Bound("gopher_alpha_words", "alpha_word_frac", "<", s.min_alpha_word_frac, with_words),
-                Bound("gopher_stop_words", "stop_word_count", "<", s.min_stop_word_count, stop_word_rows)]
+                Bound("gopher_stop_words", "stop_word_count", "<", s.min_stop_word_count, with_words,
+                      tuple(s.stop_words_languages))]
 
-    def compute(self, batch: TextBatch) -> Computed:
+    def compute(self, batch: TextBatch, rows: RowSettings | None = None) -> Computed:
+        rows = self.row_settings_of(batch, rows)
         n, text, words, lines = batch.n, batch.text, batch.words, batch.nonblank_lines
-        real = ~matches(words.values, SYMBOL_WORD_RE)
+        real = ~words.matching(SYMBOL_WORD_RE)
         nwords = row_sum(words.rows, real, n)
         hashes = as_numpy(pc.count_substring(text, "#")).astype(np.float64)
         ellipses = as_numpy(pc.count_substring(text, "...")).astype(np.float64) + \
             as_numpy(pc.count_substring(text, "\u2026")).astype(np.float64)
         nlines = row_sum(lines.rows, None, n)
-        if len(words):
-            stop = as_numpy(pc.is_in(pc.utf8_lower(words.values),
-                                     value_set=pa.array(self.settings.stop_words, pa.string()))).astype(bool)
-        else:
-            stop = np.zeros(0, dtype=bool)
+        stop = stop_words(words, rows) if len(words) else np.zeros(0, dtype=bool)
         return Computed({
             "word_count": nwords,
             "mean_word_length": ratio(row_sum(words.rows, words.lengths * real, n), nwords),
             "symbol_word_ratio": np.maximum(ratio(hashes, nwords), ratio(ellipses, nwords)),
             "bullet_line_frac": ratio(row_sum(lines.rows, matches(lines.values, BULLET_RE), n), nlines),
             "ellipsis_line_frac": ratio(row_sum(lines.rows, matches(lines.values, ELLIPSIS_END_RE), n), nlines),
-            "alpha_word_frac": ratio(row_sum(words.rows, matches(words.values, r"\pL"), n),
+            "alpha_word_frac": ratio(row_sum(words.rows, words.matching(r"\pL"), n),
                                      np.bincount(words.rows, minlength=n)[:n].astype(np.float64)),
             "stop_word_count": np.bincount(words.rows[stop], minlength=n)[:n],
         })

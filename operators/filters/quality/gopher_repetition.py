@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow.compute as pc
 from pydantic import field_validator
 
-from operators.filters.quality.family import Bound, Computed, FamilySettings, RuleFamily, Signal, with_words
+from operators.filters.quality.family import (Bound, Computed, FamilySettings, RowSettings, RuleFamily, Signal,
+                                              with_words)
 from operators.filters.quality.text_batch import Pieces, TextBatch, as_numpy, ratio, row_sum, split
 
 
@@ -61,6 +62,12 @@ class GopherRepetition(RuleFamily):
                "dup_line_char_frac": "max_dup_line_char_frac", "dup_para_char_frac": "max_dup_para_char_frac",
                "top_ngram_char_frac": "max_top_ngram_char_frac", "dup_ngram_char_frac": "max_dup_ngram_char_frac"}
     settings: GopherRepetitionSettings
+    bound_settings = frozenset(GopherRepetitionSettings.model_fields)
+
+    def compute_key(self) -> str:
+        """Only the n-gram sizes decide what `compute` does; the limits are the bounds'."""
+        s = self.settings
+        return repr((sorted(s.max_top_ngram_char_frac), sorted(s.max_dup_ngram_char_frac)))
 
     def _sizes(self) -> list[int]:
         s = self.settings
@@ -88,7 +95,7 @@ class GopherRepetition(RuleFamily):
                 for n, limit in sorted(s.max_dup_ngram_char_frac.items())]
         return out
 
-    def compute(self, batch: TextBatch) -> Computed:
+    def compute(self, batch: TextBatch, rows: RowSettings | None = None) -> Computed:
         sig: dict[str, np.ndarray] = {}
         paragraphs = split(batch.text, "regex", r"\n\s*\n")
         paragraphs = Pieces.of(pc.utf8_trim_whitespace(paragraphs.values), paragraphs.rows).nonempty()
@@ -108,7 +115,7 @@ class GopherRepetition(RuleFamily):
         cs = np.concatenate([[0], np.cumsum(wlen)])
         ends = np.cumsum(np.bincount(wpar, minlength=n)[:n])   # end offset of each row's words
         row_end = ends[wpar] if W else np.zeros(0, np.int64)
-        x = _mix(as_numpy(pc.dictionary_encode(words.values).indices).astype(np.uint64) + np.uint64(1)) if W else \
+        x = _mix(words.vocabulary[1].astype(np.uint64) + np.uint64(1)) if W else \
             np.zeros(0, np.uint64)
         dmix = _mix(wpar.astype(np.uint64) * _C + np.uint64(7))
         # Candidates: an n-gram can only repeat where its (n-1)-gram prefix repeats, so each size

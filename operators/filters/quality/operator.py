@@ -17,14 +17,19 @@ families; `gopher` is both Gopher families. Parameters (the scheme is in the pac
         th: {skip: [c4_min_sentences]}    # rules not applied to the language (counted)
 
 Rows of a language with settings of its own (the bundled table in `languages`, or `per_language`)
-are computed and judged with their own families (built from `settings_for(language)`); the rest
-with the job's. Without a `language` column the whole batch is one group and nothing is copied.
+are judged with their own families (built from `settings_for(language)`), the rest with the job's:
+each row has a settings variant. Signals are computed in one pass over the whole batch per family
+when the variants present differ only in what the family reads per row (stop words, short-line
+length, ...) or only in its bounds' limits, which is the case of the bundled table; variants that
+differ in more are computed apart, on their rows only. Decisions then compare each signal column
+with each row's own limit, all rows at once.
 A rule not applied to a row (its language is written without spaces and not segmented, has no
 stop-word list, or its entry's `skip` names the rule) is counted in stats.json
 `operators.quality.counts` as `skipped.<reason>.<language>`: never a silent pass.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -33,9 +38,22 @@ import pyarrow.compute as pc
 
 from engine.documents import TEXT, set_column
 from engine.operator import Filter, Resources, Result, register
-from operators.filters.quality.family import RuleFamily
+from operators.filters.quality.family import Bound, Computed, RowSettings, RuleFamily
 from operators.filters.quality.settings import FAMILIES, QualityParams
 from operators.filters.quality.text_batch import TextBatch, as_numpy
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """The settings one group of rows is judged with: its families, its bounds in order, the reasons
+    not applied to it."""
+
+    families: list[RuleFamily]
+    skip: frozenset[str]
+    bounds: list[Bound] = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bounds", [b for f in self.families for b in f.bounds()])
 
 
 @register
@@ -49,10 +67,22 @@ class Quality(Filter):
         super().__init__(**params)
         #: The job's families, in order.
         self.families = self.build_families(None)
-        #: language -> that language's families (languages of the bundled table and of `per_language`).
-        self.language_families = {lang: self.build_families(lang) for lang in self.params.table_languages()}
-        #: language -> drop reasons not applied to its rows.
-        self.language_skips = {lang: self.params.skipped_rules(lang) for lang in self.language_families}
+        #: Variant 0 is the job's (rows of languages without settings of their own); then one per
+        #: language of the bundled table and of `per_language`.
+        languages = self.params.table_languages()
+        self.variants = [Variant(self.families, frozenset())] + [
+            Variant(self.build_families(lang), frozenset(self.params.skipped_rules(lang))) for lang in languages]
+        #: language -> its variant.
+        self.variant_of = {lang: i + 1 for i, lang in enumerate(languages)}
+        self.bounds = self.variants[0].bounds
+        for v in self.variants:
+            if [(b.reason, b.signal, b.op) for b in v.bounds] != [(b.reason, b.signal, b.op) for b in self.bounds]:
+                raise RuntimeError("quality: every language must have the job's bounds, in the same order")
+        #: [variant, bound] -> the bound's limit, and whether the variant skips its reason.
+        self.limits = np.array([[b.limit for b in v.bounds] for v in self.variants], dtype=np.float64)
+        self.skips = np.array([[b.reason in v.skip for b in v.bounds] for v in self.variants], dtype=bool)
+        #: language -> [bound] whether the bound's `languages` hold it (for that language's variant).
+        self._in_bound_languages: dict[str, np.ndarray] = {}
 
     def build_families(self, language: str | None) -> list[RuleFamily]:
         settings = self.params.settings_for(language)
@@ -65,36 +95,62 @@ class Quality(Filter):
         return TextBatch(batch, self.params.no_space_languages, self.params.languages,
                          segmented_languages=self.params.segmented_languages)
 
-    def groups(self, text: TextBatch) -> list[tuple[np.ndarray | None, list[RuleFamily], set[str]]]:
-        """(rows, families, skipped reasons) per settings group; rows None when one group holds the
-        whole batch."""
-        if not self.language_families or text.language is None:
-            return [(None, self.families, set())]
+    def row_variants(self, text: TextBatch) -> tuple[np.ndarray, np.ndarray | None]:
+        """Each row's variant, and [row, bound] whether the bound's `languages` hold the row's language
+        (None: every row's; a batch without a language column)."""
+        if text.language is None:
+            return np.zeros(text.n, dtype=np.int64), None
         enc = pc.dictionary_encode(text.language)
         codes = as_numpy(enc.indices).astype(np.int64)
-        out = []
-        rest = np.ones(text.n, dtype=bool)
-        for code, lang in enumerate(enc.dictionary.to_pylist()):
-            families = self.language_families.get(lang)
-            if families is None:
-                continue
-            mask = codes == code
-            out.append((np.flatnonzero(mask), families, self.language_skips[lang]))
-            rest &= ~mask
-        if not out:
-            return [(None, self.families, set())]
-        if rest.any():
-            out.append((np.flatnonzero(rest), self.families, set()))
-        return out
+        langs = enc.dictionary.to_pylist()
+        variant = np.array([self.variant_of.get(lang, 0) for lang in langs] or [0], dtype=np.int64)
+        held = np.stack([self.bound_languages_hold(lang) for lang in langs] or
+                        [np.ones(len(self.bounds), dtype=bool)])
+        return variant[codes], held[codes]
+
+    def bound_languages_hold(self, language: str) -> np.ndarray:
+        held = self._in_bound_languages.get(language)
+        if held is None:
+            v = self.variants[self.variant_of.get(language, 0)]
+            held = np.array([b.languages is None or language in b.languages for b in v.bounds], dtype=bool)
+            self._in_bound_languages[language] = held
+        return held
 
     # ------------------------------------------------------------------ compute
-    @staticmethod
-    def signals(text: TextBatch, families: list[RuleFamily]) -> tuple[dict[str, np.ndarray], pa.Array | None]:
-        """The signal columns of `families` on `text`, and the rewritten text (None if unchanged)."""
+    def compute_family(self, text: TextBatch, index: int, which: np.ndarray) -> Computed:
+        """Family `index`'s signals for every row, each with its variant's settings: one pass per
+        group of variants that share the family's compute key (one group for the bundled table)."""
+        present = np.unique(which)
+        families = [self.variants[v].families[index] for v in present.tolist()]
+        groups: dict[str, list[int]] = {}
+        for k, f in enumerate(families):
+            groups.setdefault(f.compute_key(), []).append(k)
+        local = np.searchsorted(present, which)
+        if len(groups) == 1:
+            return families[0].compute(text, RowSettings(tuple(f.settings for f in families), local))
+        parts = []
+        for ks in groups.values():
+            rows = np.flatnonzero(np.isin(local, ks))
+            sub = RowSettings(tuple(families[k].settings for k in ks), np.searchsorted(ks, local[rows]))
+            parts.append((rows, families[ks[0]].compute(text.take(rows), sub)))
+        order = np.concatenate([rows for rows, _ in parts])
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        signals = {name: np.concatenate([np.asarray(out.signals[name]) for _, out in parts])[inverse]
+                   for name in parts[0][1].signals}
+        rewritten = None
+        if any(out.text is not None for _, out in parts):
+            pieces = [out.text if out.text is not None else text.text.take(pa.array(rows)) for rows, out in parts]
+            rewritten = pa.concat_arrays(pieces).take(pa.array(inverse))
+        return Computed(signals, rewritten)
+
+    def compute(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        text = self.text_batch(batch)
+        which, _ = self.row_variants(text)
         columns: dict[str, np.ndarray] = {}
         rewritten = None
-        for family in families:
-            out = family.compute(text)
+        for index, family in enumerate(self.families):
+            out = self.compute_family(text, index, which)
             declared = family.signals()
             if set(out.signals) != {s.name for s in declared}:
                 raise RuntimeError(f"quality: {family.name} computed {sorted(out.signals)}, "
@@ -104,23 +160,6 @@ class Quality(Filter):
             if out.text is not None:
                 text = text.with_text(out.text)
                 rewritten = out.text
-        return columns, rewritten
-
-    def compute(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        text = self.text_batch(batch)
-        groups = self.groups(text)
-        if groups[0][0] is None:
-            columns, rewritten = self.signals(text, groups[0][1])
-        else:
-            parts = [(rows, *self.signals(text.take(rows), families)) for rows, families, _ in groups]
-            order = np.concatenate([rows for rows, _, _ in parts])
-            inverse = np.empty_like(order)
-            inverse[order] = np.arange(len(order))
-            columns = {name: np.concatenate([cols[name] for _, cols, _ in parts])[inverse] for name in parts[0][1]}
-            rewritten = None
-            if any(new is not None for _, _, new in parts):
-                pieces = [new if new is not None else text.text.take(pa.array(rows)) for rows, _, new in parts]
-                rewritten = pa.concat_arrays(pieces).take(pa.array(inverse))
         if rewritten is not None:
             batch = set_column(batch, TEXT, rewritten)
         for name, values in columns.items():
@@ -128,34 +167,48 @@ class Quality(Filter):
         return batch
 
     # ------------------------------------------------------------------ decide
-    def failures(self, batch: pa.RecordBatch) -> tuple[list[tuple[str, np.ndarray]], dict[str, np.ndarray]]:
-        """(reason, failing rows) in the fixed order, from the signal columns of `batch`, and per
-        reason the rows it was not applied to."""
-        text = self.text_batch(batch)
-        out: list[tuple[str, np.ndarray]] | None = None
-        skipped: dict[str, np.ndarray] = {}
-        for rows, families, skip in self.groups(text):
-            member = np.ones(text.n, dtype=bool)
-            if rows is not None:
-                member = np.zeros(text.n, dtype=bool)
-                member[rows] = True
-            group = []
-            for f in families:
-                for b in f.bounds():
-                    applies = np.zeros(text.n, dtype=bool) if b.reason in skip else b.applies(text)
-                    values = as_numpy(batch.column(f"quality_{b.signal}")).astype(np.float64)
-                    group.append((b.reason, b.fails(values, text) & applies & member))
-                    not_applied = member & ~applies
-                    if not_applied.any():
-                        skipped[b.reason] = skipped.get(b.reason, np.zeros(text.n, dtype=bool)) | not_applied
-            out = group if out is None else [(r, a | c) for (r, a), (_, c) in zip(out, group)]
-        return out or [], skipped
+    def failures(self, batch: pa.RecordBatch, text: TextBatch | None = None
+                 ) -> tuple[list[tuple[str, np.ndarray]], dict[str, np.ndarray]]:
+        """(reason, failing rows) in the fixed order, from the signal columns of `batch` and each row's
+        limits, and per reason the rows it was not applied to."""
+        text = text or self.text_batch(batch)
+        which, held = self.row_variants(text)
+        present = np.unique(which)
+        only_rows: dict[int, np.ndarray] = {}
 
-    def skip_counts(self, batch: pa.RecordBatch, skipped: dict[str, np.ndarray]) -> dict[str, int]:
+        def only(b: Bound) -> np.ndarray:
+            if b.only is None:
+                return np.ones(text.n, dtype=bool)
+            if id(b.only) not in only_rows:
+                only_rows[id(b.only)] = b.only(text)
+            return only_rows[id(b.only)]
+
+        out: list[tuple[str, np.ndarray]] = []
+        skipped: dict[str, np.ndarray] = {}
+        for j, bound in enumerate(self.bounds):
+            onlys = {id(self.variants[v].bounds[j].only): self.variants[v].bounds[j] for v in present.tolist()}
+            if len(onlys) == 1:
+                applies = only(next(iter(onlys.values())))
+            else:
+                applies = np.zeros(text.n, dtype=bool)
+                for v in present.tolist():
+                    rows = which == v
+                    applies[rows] = only(self.variants[v].bounds[j])[rows]
+            if held is not None:
+                applies = applies & held[:, j]
+            applies = applies & ~self.skips[which, j]
+            values = as_numpy(batch.column(f"quality_{bound.signal}")).astype(np.float64)
+            limit = self.limits[which, j]
+            fails = values < limit if bound.op == "<" else values > limit
+            out.append((bound.reason, fails & applies))
+            if not applies.all():
+                skipped[bound.reason] = skipped.get(bound.reason, np.zeros(text.n, dtype=bool)) | ~applies
+        return out, skipped
+
+    def skip_counts(self, text: TextBatch, skipped: dict[str, np.ndarray]) -> dict[str, int]:
         """`skipped.<reason>.<language>`: judged rows a rule was not applied to, by language."""
-        text = self.text_batch(batch)
         langs = (np.asarray(pc.fill_null(text.language, "none").to_pylist(), dtype=object) if text.language is not None
-                 else np.full(batch.num_rows, "none", dtype=object))
+                 else np.full(text.n, "none", dtype=object))
         langs[langs == ""] = "none"
         counts: dict[str, int] = {}
         for reason, mask in skipped.items():
@@ -168,15 +221,16 @@ class Quality(Filter):
         return keep, reasons
 
     def judge(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-        scope = self.text_batch(batch).scope
+        text = self.text_batch(batch)
+        scope = text.scope
         reasons = np.full(batch.num_rows, None, dtype=object)
         keep = np.ones(batch.num_rows, dtype=bool)
-        failures, skipped = self.failures(batch)
+        failures, skipped = self.failures(batch, text)
         for reason, mask in reversed(failures):
             m = mask & scope
             reasons[m] = reason
             keep &= ~m
-        return keep, reasons, self.skip_counts(batch, skipped)
+        return keep, reasons, self.skip_counts(text, skipped)
 
     def process(self, batch: pa.RecordBatch) -> Result:
         batch = self.compute(batch)
