@@ -224,22 +224,28 @@ def split_hash(nb: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def hash_words(nb: bytes, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """XXH3-64 (seed 0) of every word nb[s:s+n].
 
-    Words of 1-16 bytes (nearly all) are hashed by `xxh3_64_short`, a vectorised numpy
-    implementation of XXH3-64 for short inputs, bit-exact with the xxhash library (tested);
-    longer words go through `xxhash.xxh3_64_intdigest` one by one.
+    Words of 1-16 bytes (nearly all) are hashed by `xxh3_64_short`, those of 17-128 bytes
+    (long words of non-Latin scripts, runs of CJK text) by `xxh3_64_mid`: vectorised numpy
+    implementations of XXH3-64, bit-exact with the xxhash library (tested); longer words go
+    through `xxhash.xxh3_64_intdigest` one by one.
     """
     h = xxh3_64_short(nb, starts, lens)
-    long_ = np.flatnonzero(lens > 16)
+    mid = np.flatnonzero((lens > 16) & (lens <= 128))
+    if len(mid):
+        h[mid] = xxh3_64_mid(nb, starts[mid], lens[mid])
+    long_ = np.flatnonzero(lens > 128)
     if len(long_):
         h[long_] = np.fromiter((xxhash.xxh3_64_intdigest(nb[s:s + n]) for s, n in
                                 zip(starts[long_].tolist(), lens[long_].tolist())), dtype=np.uint64, count=len(long_))
     return h
 
 
-# XXH3's default secret, first 56 bytes (all that inputs of <= 16 bytes use)
+# XXH3's default secret, first 128 bytes (all that inputs of <= 128 bytes use)
 _XXH3_SECRET = bytes.fromhex(
     "b8fe6c3923a44bbe7c01812cf721ad1cded46de9839097db7240a4a4b7b3671f"
-    "cb79e64eccc0e578825ad07dccff7221b8084674f743248e")
+    "cb79e64eccc0e578825ad07dccff7221b8084674f743248ee03590e6813a264c"
+    "3c2852bb91c300cb88d0658b1b532ea371644897a20df94e3819ef46a9deacd8"
+    "a8fa763fe39c343ff9dcbbc7c70b4f1d8a51e04bcdb45931c89f7ec9d9787364")
 
 
 def _s64(o: int) -> np.uint64:
@@ -323,6 +329,36 @@ def xxh3_64_short(data: bytes, starts: np.ndarray, lens: np.ndarray) -> np.ndarr
     out = np.empty(len(starts), dtype=np.uint64)
     out[order] = hs
     return out
+
+
+_PRIME64_1 = np.uint64(0x9E3779B185EBCA87)
+
+
+def xxh3_64_mid(data: bytes, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """XXH3-64 (seed 0) of data[s:s+n] for every (s, n) with 17 <= n <= 128, vectorised: the
+    length times PRIME64_1 plus one 16-byte mix per pair of 16-byte lanes read from both ends
+    (one pair up to 32 bytes, two up to 64, three up to 96, four up to 128), then XXH3's avalanche."""
+    buf = np.frombuffer(data + b"\0" * 16, dtype=np.uint8)
+    w8 = np.ndarray((len(data) + 8,), dtype="<u8", buffer=buf, strides=(1,))
+    s = starts.astype(np.int64)
+    n = lens.astype(np.int64)
+
+    def mix16(pos: np.ndarray, secret: int) -> np.ndarray:
+        return _mul128_fold64(w8[pos] ^ _s64(secret), w8[pos + 8] ^ _s64(secret + 8))
+
+    with np.errstate(over="ignore"):
+        acc = n.astype(_U) * _PRIME64_1
+        acc += mix16(s, 0) + mix16(s + n - 16, 16)
+        for k, above in enumerate((32, 64, 96), start=1):
+            sel = np.flatnonzero(n > above)
+            if len(sel) == 0:
+                break
+            ss, nn = s[sel], n[sel]
+            acc[sel] += mix16(ss + 16 * k, 32 * k) + mix16(ss + nn - 16 * (k + 1), 32 * k + 16)
+        acc ^= acc >> _U(37)
+        acc *= _U(0x165667919E3779F9)
+        acc ^= acc >> _U(32)
+    return acc
 
 
 def shingle_hashes(wh: np.ndarray, offsets: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,7 @@ def test_vectorised_xxh3_is_bit_exact(shared_data):
     import xxhash
     rng = random.Random(3)
     words = [bytes(rng.randrange(33, 256) for _ in range(rng.randrange(1, 40))) for _ in range(5000)]
+    words += [bytes(rng.randrange(33, 256) for _ in range(n)) for n in range(1, 200) for _ in range(3)]  # every path
     words += (shared_data / "text" / "lingua" / "ru.txt").read_text(encoding="utf-8").encode().split()[:3000]
     data = b" ".join(words) + b"  "
     h, starts, lens = M.split_hash(data)
