@@ -14,7 +14,7 @@ import pyarrow as pa
 from engine import io as eio
 from engine.metrics import worker_memory
 from engine.plan import GlobalLayout, JobPlan
-from engine.shuffle import MapPart
+from engine.shuffle import MapPart, map_listing
 from engine.stats import UnitStats
 
 
@@ -41,16 +41,16 @@ class GlobalContext:
         self.num_partitions = num_partitions
         self.shard_names = shard_names
         self._parallel = parallel
-        self._map_listing: list[str] | None = None
+        self._map_listing: dict[str, int] | None = None
 
     def map_parts(self, partition: int) -> list[MapPart]:
         """Partition p in every unit's map file, units ascending (one listing per reduce)."""
         if self._map_listing is None:
-            self._map_listing = eio.listdir_files(self.layout.map_dir, ".parquet")
+            self._map_listing = map_listing(self.layout.map_dir)
         unit_dir, legacy = f"{self.layout.map_dir}/", f"{self.layout.legacy_map_dir(partition)}/"
-        units = [MapPart(f, partition) for f in self._map_listing
+        units = [MapPart(f, partition, n) for f, n in self._map_listing.items()
                  if "/" not in _after(f, unit_dir) and _after(f, unit_dir).startswith("unit-")]
-        parts = units + [MapPart(f) for f in self._map_listing if _after(f, legacy)]
+        parts = units + [MapPart(f, None, n) for f, n in self._map_listing.items() if _after(f, legacy)]
         return sorted(parts, key=lambda m: m.path.rsplit("-", 1)[-1])  # by unit (shard-N before)
 
     def apply_path(self, shard: int) -> str:

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from engine import io as eio
 from engine import registry
+from engine.carry import carry_format, iter_carry
 from engine.documents import KEY, TEXT, set_column
 from engine.errors import StorageError
 from engine.graph import Graph, Stage
@@ -29,9 +30,6 @@ from engine.routing import READER, Timer, route_reader_drops, run_apply, run_ope
 from engine.shuffle import MapWriter
 from engine.splitting import MAX_ORDINAL
 from engine.stats import UnitStats
-
-#: Stage outputs (what a shard carries across a barrier) are always Parquet.
-CARRY_FORMAT = "parquet"
 
 
 def run_shard_stage(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> UnitStats:
@@ -138,7 +136,7 @@ def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> Unit
     docs = (DocumentWriter(staging, name, out.format, out.max_file_bytes, out.partition_by,
                            graph.transient_columns()) if stage.is_last else None)
     mappers = {op.name: MapWriter(f"{staging}/map-{op.name}", op.num_partitions()) for op in stage.map_ops}
-    carry = FolderWriter(staging, name, CARRY_FORMAT, out.max_file_bytes) if stage.map_ops else None
+    carry = FolderWriter(staging, name, carry_format(staging), out.max_file_bytes) if stage.map_ops else None
     # decisions stay per input file (keys >> 32): every range of a file reads its file's table
     apply_tables = {op.name: _apply_table(layout.global_dir(stage_index - 1, op.name), work.file)
                     for op in stage.apply_ops}
@@ -147,9 +145,7 @@ def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> Unit
         content = _reader_content(plan)
         source = (route_reader_drops(b, content, rejects, stats) for b in read_shard(plan, shard, stats))
     else:
-        prev = layout.stage_output(stage_index - 1, work)
-        source = (b for f in eio.listdir_files(prev, ".parquet")
-                  for b in eio.iter_parquet_batches(f, plan.spec.executor.batch_size))
+        source = iter_carry(layout.stage_output(stage_index - 1, work), plan.spec.executor.batch_size)
     for batch in source:
         for op in stage.apply_ops:
             batch = run_apply(op, batch, apply_tables[op.name], rejects, stats)

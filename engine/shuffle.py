@@ -55,6 +55,9 @@ INDEX_KEY = "decant.partition_row_groups"
 #: Map rows a writer holds before they go out as row groups (one per partition held): a unit's
 #: map output is then one row group per partition unless it is larger than this.
 BUFFER_BYTES = 64 << 20
+#: On object storage a map file up to this size is read whole by each reducer (one GET, as one
+#: file per partition cost); a larger one by ranges (its footer, then its partition's row groups).
+WHOLE_READ_BYTES = 4 << 20
 
 
 class MapWriter:
@@ -129,10 +132,22 @@ class MapWriter:
 @dataclasses.dataclass(frozen=True)
 class MapPart:
     """One unit's rows of one partition: the row groups of `partition` in a map file, or the whole
-    file when `partition` is None (the layout before one file per unit: one file per partition)."""
+    file when `partition` is None (the layout before one file per unit: one file per partition).
+    `size` (bytes, -1 unknown) comes from the listing: no request asks for it again."""
 
     path: str
     partition: int | None = None
+    size: int = -1
+
+
+def map_listing(folder: str) -> dict[str, int]:
+    """The map files under `folder` (a GlobalLayout's map_dir) and their sizes, in name order."""
+    fs, p = eio.fs_and_path(folder)
+    if not eio.is_object_store(fs) and not fs.exists(p):
+        return {}
+    found = fs.find(p, detail=True)
+    return {eio.unstrip(fs, f): int(found[f].get("size") or 0) for f in sorted(found)
+            if f.endswith(".parquet") and "/.tmp-" not in f}
 
 
 def read_map_parts(parts: list[MapPart], columns: list[str] | None = None) -> pa.Table | None:
@@ -148,8 +163,12 @@ def _read_part(part: MapPart, columns: list[str] | None) -> pa.Table | None:
     if not eio.is_object_store(fs):
         with pq.ParquetFile(p) as pf:
             return _row_groups(pf, part.partition, columns)
+    if 0 < part.size <= WHOLE_READ_BYTES:  # a ranged GET of it all: no HEAD asking for its size
+        with pq.ParquetFile(pa.BufferReader(fs.cat_file(p, start=0, end=part.size))) as pf:
+            return _row_groups(pf, part.partition, columns)
     # no read-ahead: the footer, then one coalesced ranged GET per row group of the partition
-    with fs.open(p, "rb", cache_type="none") as f, pq.ParquetFile(f, pre_buffer=True) as pf:
+    size = {"size": part.size} if part.size >= 0 else {}
+    with fs.open(p, "rb", cache_type="none", **size) as f, pq.ParquetFile(f, pre_buffer=True) as pf:
         return _row_groups(pf, part.partition, columns)
 
 

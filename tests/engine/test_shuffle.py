@@ -2,6 +2,7 @@
 reads exactly its partition's rows, in the order the one-file-per-partition layout gave them."""
 from __future__ import annotations
 
+import collections
 import json
 
 import numpy as np
@@ -104,3 +105,27 @@ def test_map_output_of_the_layout_before_is_still_read(tmp_path):
         got = read_map_parts(ctx.map_parts(p))
         want = old_layout_rows(units, p)
         assert (got is None and want.num_rows == 0) or got.equals(want), p
+
+
+@pytest.mark.parametrize("whole_read_bytes", [1 << 30, 0], ids=["read-whole", "read-by-ranges"])
+def test_on_object_storage_a_reducer_reads_its_row_groups(s3_server, monkeypatch, whole_read_bytes):
+    # a small map file is one GET per reducer; a big one its footer and its partition's ranges
+    import engine.shuffle
+    monkeypatch.setattr(engine.shuffle, "WHOLE_READ_BYTES", whole_read_bytes)
+    root = s3_server.url(f"shuffle-{whole_read_bytes}")
+    ctx = context(root)
+    units = {u: batches(u, n=2) for u in (0, 1)}
+    for u, tables in units.items():
+        w = MapWriter(f"{root}/staging/{u}", PARTITIONS)
+        for t in tables:
+            w.write(t)
+        w.commit(ctx.layout, u)
+    assert s3_server.keys(f"shuffle-{whole_read_bytes}/global/map") == ["unit-000000.parquet", "unit-000001.parquet"]
+    s3_server.take_requests()
+    got = read_map_parts(ctx.map_parts(1))
+    assert got.equals(old_layout_rows(units, 1))
+    methods = collections.Counter(m for m, _ in s3_server.take_requests())
+    if whole_read_bytes:  # the listing (sizes with it), then one GET per unit
+        assert methods == {"GET": 1 + 2}
+    else:  # the listing, then per unit its size, its footer and the partition's row group
+        assert methods == {"GET": 1 + 2 * 2, "HEAD": 2}
