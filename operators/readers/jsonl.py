@@ -21,6 +21,7 @@ import pyarrow as pa
 from engine.documents import DROP_REASON, make_batch
 from operators.columns import HTML
 from engine.errors import StorageError
+from engine.io import fs_and_path
 from engine.reader import Reader, ShardRange
 from engine.registry import register
 
@@ -270,16 +271,30 @@ class JsonlReader(Reader):
 
     def _head(self, path: str) -> tuple[dict[str, str] | None, set[str]]:
         """The extra columns and kinds the unsplit read of this file fixes from its first records,
-        and the input fields those records have."""
+        and the input fields those records have (kept per process for the file's other ranges)."""
+        key = _file_identity(path)
+        if key is not None:
+            key += (self.text_field, self.id_field, self.max_bytes, INFER_ROWS, INFER_BYTES)
+            if key in _HEADS:
+                kinds, fields = _HEADS[key]
+                return dict(kinds), set(fields)
+        kinds, fields, clean = self._read_head(path)
+        if key is not None and kinds is not None and clean:
+            if len(_HEADS) >= 16:
+                _HEADS.pop(next(iter(_HEADS)))
+            _HEADS[key] = (dict(kinds), set(fields))
+        return kinds, fields
+
+    def _read_head(self, path: str) -> tuple[dict[str, str] | None, set[str], bool]:
         scratch = JsonlReader(**self.params)  # its counts are not this range's
         builder = TableBuilder(scratch, self.text_field, self.id_field, basename(path))
         f = scratch.open_shard(path)
         if f is None:
-            return None, set()
+            return None, set(), False
         with f:
             for _ in scratch._batches(ByteStream(f), builder, 1 << 30, 0, until_kinds=True):
                 break
-        return builder.kinds, builder.fields
+        return builder.kinds, builder.fields, not scratch.errors
 
     def _batches(self, stream: ByteStream, builder: TableBuilder, batch_size: int, lineno: int,
                  until_kinds: bool = False) -> Iterator[pa.RecordBatch]:
@@ -424,6 +439,26 @@ def _plain_stream(f) -> ByteStream:
     stream = ByteStream(f)
     stream.gz, stream.members, stream._member_starts = False, [(0, 0)], [0]
     return stream
+
+
+#: (file identity, reader options) -> (kinds, fields) of files whose ranges this process read.
+_HEADS: dict[tuple, tuple[dict[str, str], set[str]]] = {}
+
+
+def _file_identity(path: str) -> tuple | None:
+    """(path, size, modification stamp) of a file, None when the storage gives no stamp: a file
+    rewritten in place is not taken for the one read before."""
+    try:
+        fs, p = fs_and_path(path)
+        info = fs.info(p)
+    except StorageError:
+        raise
+    except Exception:  # noqa: BLE001 - no identity, no caching
+        return None
+    stamp = next((info[k] for k in ("mtime", "LastModified", "ETag", "etag", "updated") if info.get(k)), None)
+    if stamp is None:
+        return None
+    return (path, info.get("size"), str(stamp))
 
 
 def _split_lines(block: bytes) -> list[bytes]:

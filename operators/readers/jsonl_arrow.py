@@ -140,13 +140,15 @@ class ArrowLines:
         if table.num_rows != nlines:  # a line held two objects
             raise Refused
         cols = {name: table.column(name).combine_chunks() for name in table.column_names}
-        try:
-            for f in self.string_fields:
-                cols[f].validate(full=True)  # pyarrow does not check UTF-8
-        except pa.ArrowInvalid as e:
-            raise Refused from e
+        if not data.isascii():  # escapes decode to valid UTF-8: only raw bytes can be invalid
+            try:
+                for f in self.string_fields:
+                    if f in cols:
+                        cols[f].validate(full=True)  # pyarrow does not check UTF-8
+            except pa.ArrowInvalid as e:
+                raise Refused from e
         for f in self.float_fields:
-            if pc.any(pc.invert(pc.is_finite(cols[f]))).as_py():
+            if f in cols and pc.any(pc.invert(pc.is_finite(cols[f]))).as_py():
                 raise Refused  # NaN, Inf: Python may read them otherwise (or not at all)
         escaped = None
         nulls = pa.nulls(nlines, pa.string())
