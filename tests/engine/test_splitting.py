@@ -170,3 +170,34 @@ def test_units_that_do_not_match_the_inputs_are_refused(tmp_path, big_parquet):
     Path(WorkLayout(out).units_file).write_text(json.dumps({"units": [{"file": 3}]}))
     with pytest.raises(JobError, match="does not match"):
         run_job(split_job(1), inputs=[big_parquet], out=out)
+
+
+@pytest.fixture(scope="module")
+def big_jsonl(tmp_path_factory, big_parquet) -> str:
+    """The same documents as JSONL, with lines a reader rejects (not JSON, not an object) and blank
+    lines among them, so that rows and lines before a range differ."""
+    rows = pq.read_table(big_parquet).to_pylist()
+    p = tmp_path_factory.mktemp("bigjsonl") / "big.jsonl"
+    with open(p, "w", encoding="utf-8") as f:
+        for i, r in enumerate(rows):
+            f.write(json.dumps({k: v for k, v in r.items() if v is not None}, ensure_ascii=False) + "\n")
+            if i % 45 == 3:
+                f.write("{not json\n")
+            if i % 70 == 9:
+                f.write("\n[1, 2]\n")
+    return str(p)
+
+
+@pytest.mark.parametrize("parts,workers", [(5, 2), (40, 1)])
+def test_jsonl_same_output_whatever_the_split(tmp_path, big_jsonl, parts, workers):
+    job = {**split_job(0), "input": {"format": "jsonl", "split_bytes": 0}}
+    ref = str(tmp_path / "ref")
+    run_job(job, inputs=[big_jsonl], out=ref)
+    out = str(tmp_path / "out")
+    job = {**job, "input": {"format": "jsonl", "split_bytes": os.path.getsize(big_jsonl) // parts},
+           "executor": {"workers": workers, "batch_size": 16}}
+    run_job(job, inputs=[big_jsonl], out=out)
+    assert len(units_of(out)) >= parts - 1
+    got, want = outcome(out), outcome(ref)
+    assert got == want
+    assert want[2]["total"]["accounting_ok"] and want[2]["total"]["dropped_by_operator"]["reader"] > 0

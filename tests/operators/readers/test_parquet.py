@@ -87,3 +87,35 @@ def test_corrupt_row_group_costs_only_its_rows(shared_data, tmp_path):
     assert all(r["id"] == stable_id("docs.parquet", n) for r, n in zip(lost, range(6, 11)))
     assert [(r["id"], r["text"], r["source"]) for r in got if not r[DROP_REASON]] == \
         [(r["id"], r["text"], r["source"]) for i, r in enumerate(want) if not 5 <= i < 10]
+
+
+def test_split_at_row_groups_reads_what_the_whole_file_reads(shared_data, tmp_path):
+    """Ranges of whole row groups: together every row once, with the ids, `source` and fallback ids
+    of the whole file's read; a file of one row group is not split."""
+    from engine.reader import ShardRange
+    _, rows, _ = read_shard(shared_data / "ccnet-reference/cc_en_head-0091.jsonl.gz")
+    _, more, _ = read_shard(shared_data / "ccnet-reference/cc_en_head-0174.jsonl.gz")
+    table = pa.Table.from_pylist([{"id": r["id"] if i % 4 else None, "text": r["text"]}
+                                  for i, r in enumerate(rows + more)])
+    p = tmp_path / "docs.parquet"
+    pq.write_table(table, p, row_group_size=3)
+    groups = pq.ParquetFile(p).metadata.num_row_groups
+    assert groups == 7
+    reader = ParquetReader()
+    ranges = reader.split(str(p), 1)
+    assert [(r.start, r.end, r.first_ordinal) for r in ranges] == \
+        [(g, g + 1 if g < groups - 1 else -1, 3 * g) for g in range(groups)]
+    whole = [r for b in ParquetReader().read(str(p), 2) for r in b.to_pylist()]
+    size = p.stat().st_size
+    for target in (1, size // 3, size // 2):
+        parts = ParquetReader().split(str(p), target)
+        assert parts[0].start == 0 and parts[-1].end == -1
+        assert all(a.end == b.start for a, b in zip(parts, parts[1:]))
+        got = [r for part in parts for b in ParquetReader().read(str(p), 2, part=part) for r in b.to_pylist()]
+        assert got == whole
+    assert ParquetReader().split(str(p), size * 2) is None  # one range: read whole
+    one = tmp_path / "one.parquet"
+    pq.write_table(table, one)
+    assert ParquetReader().split(str(one), 1) is None
+    assert ParquetReader().read(str(p), 5, part=ShardRange(2, 3, 6, 6)).__next__().column("source").to_pylist() == \
+        [f"docs.parquet:{n}" for n in (7, 8, 9)]
