@@ -157,3 +157,12 @@ def test_ranges_of_a_clean_file_are_read_by_pyarrow_and_match_the_whole(tmp_path
         reader = JsonlReader()
         list(reader.read(str(p), 64, part))
         assert reader._arrow_rows > 0
+
+
+def test_a_file_rewritten_in_place_gets_its_own_head_kinds(tmp_path):
+    p = tmp_path / "rewritten.jsonl"
+    for value, typ in ((7, pa.int64()), ("seven and more", pa.string())):
+        p.write_text("".join(json.dumps({"id": f"d{i}", "text": "t " * 40, "v": value}) + "\n" for i in range(3000)))
+        tail = JsonlReader().split(str(p), 50_000)[-1]
+        batches = list(JsonlReader().read(str(p), 64, tail))
+        assert batches[0].schema.field("v").type == typ
