@@ -6,6 +6,11 @@ the batch size, so the output does not depend on it) and later rows are coerced 
 mixed-type fields become JSON strings (a column that is an int in one line and a string in the next
 cannot be typed).
 CCNet output (`raw_content`, no `id`) reads as is: text falls back to `raw_content`, id to `digest`.
+
+The Python path below defines what every line reads as. Once the kinds are fixed, blocks of lines go
+to pyarrow's JSON parser (jsonl_arrow.py), which takes the runs it provably reads the same and hands
+every other line back here. A plain file splits into line-aligned ranges (jsonl_ranges.py); a range
+gets the kinds of the file's head, so its rows are typed as in the unsplit read.
 """
 from __future__ import annotations
 

@@ -132,4 +132,12 @@ def test_ccnet_and_dolma_shapes_read_the_same_both_ways(tmp_path, small_head, sh
     d = tmp_path / "dolma.jsonl"
     d.write_text("\n".join(dolma) + "\n")
     assert_same(d)  # nested metadata: the Python path reads it (same output)
+    c4 = [{"text": f"c4 doc {i}", "timestamp": "2019-04-25T12:57:54Z", "url": f"https://c4.org/{i}"} for i in range(200)]
+    fineweb = [{"text": f"fw {i}", "id": f"<urn:uuid:{i}>", "dump": "CC-MAIN-2024-10", "url": f"https://f.org/{i}",
+                "date": "2024-02-21T07:08:55Z", "file_path": "s3://x", "language": "en",
+                "language_score": 0.9 + i / 10_000, "token_count": 100 + i} for i in range(200)]
+    for name, recs in (("c4.jsonl", c4), ("fineweb.jsonl", fineweb)):
+        f = tmp_path / name
+        f.write_text("".join(json.dumps(r) + "\n" for r in recs))
+        assert assert_same(f) > 150
     assert_same(shared_data / "ccnet-reference/cc_en_head-0091.jsonl.gz")
