@@ -29,7 +29,9 @@ class ByteStream:
     record and can report it as truncated.
     """
 
-    def __init__(self, raw) -> None:
+    def __init__(self, raw, offset: int = 0) -> None:
+        """`offset`: where in its file `raw` is positioned (a range of a split file starts at a gzip
+        member), so that compressed offsets in `source` and messages are the file's."""
         self.raw = raw
         self.buf = bytearray()
         self.start = 0  # read position inside buf
@@ -37,7 +39,7 @@ class ByteStream:
         self.eof = False
         self.error: str | None = None
         self.produced = 0  # decoded bytes produced so far
-        self.cpos = 0  # compressed offset of the next byte given to the decompressor
+        self.cpos = offset  # compressed offset of the next byte given to the decompressor
         self.pending = raw.read(CHUNK) or b""
         self.gz = self.pending[:2] == b"\x1f\x8b"
         self.in_member = False

@@ -6,9 +6,15 @@ record (next gzip member, or next `WARC/x.y` line); a truncated or corrupt gzip 
 shard with a message and the records before it kept. Payloads that are documents but unusable (PDF,
 images, oversized, undecodable) are rows with a `_drop_reason` too, so the engine's accounting adds
 up.
+
+A big gzip file splits at member boundaries (`split`): a scan parses it as `read` does, skipping
+every block undecoded, and cuts only where a record starts a member with the parser in its plain
+state (after a record that filled its member, no resync pending), counting the rows before it;
+a range is then read from that member as the whole file is read there.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import zlib
@@ -19,7 +25,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from engine.errors import StorageError
-from engine.reader import Reader
+from engine.reader import Reader, ShardRange
 from engine.registry import register
 
 from . import charset
@@ -196,8 +202,15 @@ def _resync(s: ByteStream, start: int, aligned: bool, line_start: bool = True) -
     return False
 
 
-def iter_records(s: ByteStream, want, max_bytes: int, line_mode: bool = False) -> Iterator[Record]:
+def iter_records(s: ByteStream, want, max_bytes: int, line_mode: bool = False, resume: bool = False,
+                 on_record_start=None) -> Iterator[Record]:
     """Records of a WARC (or ARC) stream. `want(headers)` says whether to keep the block in memory.
+
+    `resume`: the stream starts at a gzip member where, reading the whole file, a record began right
+    after one that filled a member of its own (a range of a split file): parsing goes on as it
+    would have there. `on_record_start(s, clean)` is called where the parser looks for the next
+    record; `clean` says that its state there is the one `resume` starts with (a range may begin
+    there).
 
     A record whose Content-Length is missing, not a number, or wrong (the bytes after the declared
     block are not a record separator and the next record start) or whose header cannot be parsed is
@@ -214,10 +227,12 @@ def iter_records(s: ByteStream, want, max_bytes: int, line_mode: bool = False) -
     In line mode (WET) a block runs to the next `WARC/x.y` line, whatever Content-Length says:
     CCNet's WET files count characters there, not bytes.
     """
-    first = True
+    first = not resume
     resynced = False  # did the parser just skip past a damaged record?
-    own_member: bool | None = None  # did the last record fill a gzip member of its own?
+    own_member: bool | None = True if resume else None  # did the last record fill a gzip member of its own?
     while True:
+        if on_record_start is not None:
+            on_record_start(s, not first and not resynced and (line_mode or own_member is True))
         line = _next_line(s)
         if line is None:
             return
@@ -562,6 +577,38 @@ def record_id(headers: dict[str, str]) -> str | None:
     return rid or None
 
 
+def _not_a_row(rec: Record, url: str | None) -> str | None:
+    """Why an undamaged record is counted but not a row (its type, dns, a non-web resource), or None."""
+    rtype = rec.type
+    if rtype not in ("response", "resource", "conversion"):
+        return rtype
+    scheme = (url or "").split(":", 1)[0].lower()
+    if scheme == "dns" or (rec.headers.get("content-type") or "").strip().lower().startswith("text/dns"):
+        return "dns"
+    if rtype == "resource" and scheme not in _WEB_SCHEMES:
+        return "resource_nonweb"  # crawler logs, manifests (metadata://...)
+    return None
+
+
+def _row_id(rec: Record, name: str, seen: set[str]) -> tuple[str, bool]:
+    """A row's id, kept unique within the file (some tools reuse record ids), and whether the
+    record's own id was one seen before (then the id depends on the records before it)."""
+    if rec.damage:
+        rid = record_id(rec.headers) if rec.damage != "bad_record_header" else None
+        repeat = rid is not None and rid in seen
+        rid = stable_id(name, rec.offset) if rid is None or repeat else rid
+    else:
+        rid = record_id(rec.headers)
+        repeat = rid is not None and rid in seen
+        if rid is None:
+            rid = stable_id(name, rec.offset)
+        elif repeat:
+            rid = f"{rid}@{rec.offset}"
+    repeat = repeat or rid in seen
+    seen.add(rid)
+    return rid, repeat
+
+
 @register
 class WarcReader(Reader):
     """WARC/ARC shards -> `html` (or `text` for text/plain) documents."""
@@ -590,27 +637,33 @@ class WarcReader(Reader):
         return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"WARC/", b"filedesc://"))
 
     # -------------------------------------------------------------- reading
-    def read(self, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+    def read(self, path: str, batch_size: int, part: ShardRange | None = None) -> Iterator[pa.RecordBatch]:
         rows = RowBuffer(batch_size, self.max_batch_bytes)
         name = basename(path)
         f = self.open_shard(path)
         if f is None:
             return
+        start = part.start if part is not None else 0
+        end = part.end if part is not None else -1
         with f:
             try:
-                stream = ByteStream(f)
+                if start:
+                    f.seek(start)
+                stream = ByteStream(f, start)
             except StorageError:
                 raise
             except Exception as e:  # noqa: BLE001
                 self.errors.append(f"read error: {type(e).__name__}: {e}")
                 return
-            records = iter_records(stream, self._want, self.max_bytes, self.line_mode)
+            records = iter_records(stream, self._want, self.max_bytes, self.line_mode, resume=start > 0)
             seen: set[str] = set()
             last_offset = "0"
             while True:
                 try:
                     rec = next(records)
                     last_offset = rec.offset
+                    if end >= 0 and int(rec.offset.split("+", 1)[0]) >= end:
+                        break  # the next range's first record
                 except StopIteration:
                     break
                 except ParseStop as e:
@@ -634,6 +687,50 @@ class WarcReader(Reader):
         if rows.n:
             yield rows.flush()
 
+    def split(self, path: str, target_bytes: int) -> list[ShardRange] | None:
+        """Ranges at gzip members, found by parsing the file as `read` does without decoding any
+        payload, so that a range starts where a record starts with the parser in the state that
+        reading the whole file has there, and `first_ordinal` is the rows `read` emits before it.
+        Not split: a plain or single-member file, ARC, a file whose record ids repeat (the repeat's
+        id depends on the ids seen before it)."""
+        name = basename(path)
+        f = self.open_shard(path)
+        if f is None:
+            return None
+        ranges: list[ShardRange] = []
+        seen: set[str] = set()
+        rows = 0
+        clean: list[bool] = [False]  # is the parser, looking for the record it yields next, as a range starts?
+        with f:
+            s = ByteStream(f)
+            if not s.gz:
+                return None
+
+            def on_record_start(stream: ByteStream, state_clean: bool) -> None:
+                clean[0] = state_clean
+
+            try:
+                for rec in iter_records(s, lambda h: False, self.max_bytes, self.line_mode,
+                                        on_record_start=on_record_start):
+                    if rec.arc:
+                        return None
+                    # a range may start at a record that starts a gzip member (offset without +delta)
+                    if clean[0] and rec.offset.isdigit() and int(rec.offset) - (ranges[-1].start if ranges else 0) >= target_bytes:
+                        cut = int(rec.offset)
+                        if ranges:
+                            ranges[-1] = dataclasses.replace(ranges[-1], end=cut)
+                        else:
+                            ranges.append(ShardRange(0, cut, 0, 0))
+                        ranges.append(ShardRange(cut, -1, rows, rows))
+                    clean[0] = False
+                    if rec.damage or not _not_a_row(rec, clean_url(rec.headers.get("warc-target-uri"))):
+                        rows += 1
+                        if _row_id(rec, name, seen)[1]:
+                            return None
+            except ParseStop:
+                pass
+        return ranges if len(ranges) > 1 else None
+
     def _want(self, headers: dict[str, str]) -> bool:
         t = (headers.get("warc-type") or "").strip().lower()
         return t in ("response", "resource", "conversion")
@@ -643,32 +740,18 @@ class WarcReader(Reader):
         url = clean_url(h.get("warc-target-uri"))
         if rec.damage:  # whatever its header says, a record that cannot be framed is not trusted
             self.count("records", "damaged")
-            rid = record_id(h) if rec.damage != "bad_record_header" else None
-            rid = stable_id(name, rec.offset) if rid is None or rid in seen else rid
-            seen.add(rid)
-            rows.add(id=rid, url=url, date=h.get("warc-date") or None, source=f"{name}:{rec.offset}",
-                     reason=rec.damage)
+            rows.add(id=_row_id(rec, name, seen)[0], url=url, date=h.get("warc-date") or None,
+                     source=f"{name}:{rec.offset}", reason=rec.damage)
             return
         rtype = rec.type
         self.count("records", rtype)
-        if rtype not in ("response", "resource", "conversion"):
-            self.count("skipped", rtype)
+        skip = _not_a_row(rec, url)
+        if skip:
+            self.count("skipped", skip)
             return
-        scheme = (url or "").split(":", 1)[0].lower()
         wct = (h.get("content-type") or "").strip()
-        if scheme == "dns" or wct.lower().startswith("text/dns"):
-            self.count("skipped", "dns")
-            return
-        if rtype == "resource" and scheme not in _WEB_SCHEMES:
-            self.count("skipped", "resource_nonweb")  # crawler logs, manifests (metadata://...)
-            return
-        rid = record_id(h)
-        if rid is None:
-            rid = stable_id(name, rec.offset)
-        elif rid in seen:  # some tools reuse ids; keep ids unique within a shard, stably
-            rid = f"{rid}@{rec.offset}"
-        seen.add(rid)
-        base = dict(id=rid, url=url, date=h.get("warc-date") or None, source=f"{name}:{rec.offset}")
+        base = dict(id=_row_id(rec, name, seen)[0], url=url, date=h.get("warc-date") or None,
+                    source=f"{name}:{rec.offset}")
         if rec.truncated:
             rows.add(**base, reason="truncated")
             return
