@@ -22,6 +22,10 @@ from engine.reader import ShardRange, open_reader
 MAX_ORDINAL = 1 << 32
 #: Files scanned at once at plan time (their reads wait on storage more than on the CPU).
 SCAN_THREADS = 8
+#: Bytes of input the driver scans for splitting, largest files first: a scan reads its file
+#: (a gzip WARC is decompressed and parsed), and a job with that much input in big files has
+#: enough of them to keep its workers busy without cutting them.
+SCAN_BUDGET = 2**30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,11 +68,18 @@ def whole_files(inputs: list[str]) -> list[WorkUnit]:
 
 def split_inputs(spec: JobSpec, inputs: list[str]) -> list[WorkUnit]:
     """The units of a new output: files up to `split_bytes` whole, larger ones as their reader's
-    ranges (whole when the reader cannot split them)."""
+    ranges (whole when the reader cannot split them, or past the driver's scan budget)."""
     target = spec.input.split_bytes or 0
     if target <= 0:
         return whole_files(inputs)
-    big = [i for i, size in enumerate(_sizes(inputs)) if size > target]
+    sizes = _sizes(inputs)
+    big: list[int] = []
+    budget = SCAN_BUDGET
+    for i in sorted((i for i, size in enumerate(sizes) if size > target), key=lambda i: (-sizes[i], i)):
+        if sizes[i] > budget:
+            break
+        big.append(i)
+        budget -= sizes[i]
     ranges: dict[int, list[ShardRange] | None] = {}
     if big:
         with ThreadPoolExecutor(min(SCAN_THREADS, len(big))) as pool:

@@ -201,3 +201,23 @@ def test_jsonl_same_output_whatever_the_split(tmp_path, big_jsonl, parts, worker
     got, want = outcome(out), outcome(ref)
     assert got == want
     assert want[2]["total"]["accounting_ok"] and want[2]["total"]["dropped_by_operator"]["reader"] > 0
+
+
+def test_driver_scans_at_most_its_budget_largest_first(tmp_path, big_parquet, monkeypatch):
+    """Past SCAN_BUDGET bytes of big files the rest are read whole (a job with that much input has
+    files enough for its workers); the largest files are the ones split."""
+    import shutil
+
+    from engine import splitting
+    from engine.job import parse_job
+    small = tmp_path / "small.parquet"
+    pq.write_table(pq.read_table(big_parquet).slice(0, 240), small, row_group_size=GROUP)
+    big = tmp_path / "big.parquet"
+    shutil.copy(big_parquet, big)
+    spec = parse_job(split_job(1))
+    monkeypatch.setattr(splitting, "SCAN_BUDGET", os.path.getsize(big) + 10)
+    units = splitting.split_inputs(spec, [str(small), str(big)])
+    assert [u.file for u in units if u.part is None] == [0]
+    assert len([u for u in units if u.file == 1]) == DOCS // GROUP
+    monkeypatch.setattr(splitting, "SCAN_BUDGET", os.path.getsize(big) + os.path.getsize(small))
+    assert len(splitting.split_inputs(spec, [str(small), str(big)])) == (DOCS + 240) // GROUP
