@@ -160,21 +160,28 @@ def fmix64(h: np.ndarray) -> np.ndarray:
     return h
 
 
+def _joined_column(col: pa.LargeStringArray) -> bytes:
+    """ "<S> t " for every text t of the column, end to end: the data buffer of that joined column."""
+    if len(col) == 0:
+        return b""
+    j = pc.binary_join_element_wise(pa.scalar(_SENTINEL, pa.large_string()), col,
+                                    pa.scalar("", pa.large_string()), pa.scalar(" ", pa.large_string()))
+    off = np.frombuffer(j.buffers()[1], dtype=np.int64, count=len(j) + 1, offset=8 * j.offset)
+    return j.buffers()[2][int(off[0]):int(off[-1])].to_pybytes()
+
+
 def _joined_utf8(texts: Sequence[str] | pa.Array | pa.ChunkedArray) -> tuple[bytes, bool, int]:
     """(UTF-8 of "<S> t1 <S> t2 ...", whether it is all ASCII, number of texts), <S> the sentinel;
     a sentinel inside a text is a space, as in normalize()."""
     if isinstance(texts, (pa.Array, pa.ChunkedArray)):
         col = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
-        col = pc.fill_null(col.cast(pa.large_string()), "")
+        col = col.cast(pa.large_string())
+        if col.null_count:
+            col = pc.fill_null(col, "")
         n = len(col)
-        if n and pc.any(pc.match_substring(col, _SENTINEL)).as_py():
-            col = pc.replace_substring(col, _SENTINEL, " ")
-        # "<S> t " per text: the joined buffer is the data of this column, end to end
-        j = pc.binary_join_element_wise(pa.scalar(_SENTINEL, pa.large_string()), col,
-                                        pa.scalar("", pa.large_string()), pa.scalar(" ", pa.large_string()))
-        off = np.frombuffer(j.buffers()[1], dtype=np.int64, count=len(j) + 1, offset=8 * j.offset)
-        data = j.buffers()[2]
-        raw = data[int(off[0]):int(off[-1])].to_pybytes() if n else b""
+        raw = _joined_column(col)
+        if raw.count(_SENTINEL.encode()) != n:
+            raw = _joined_column(pc.replace_substring(col, _SENTINEL, " "))
         return raw, raw.isascii(), n
     texts = list(texts)
     joined = _SENTINEL + " " + (" " + _SENTINEL + " ").join(texts)
