@@ -131,8 +131,9 @@ class TableBuilder:
         self.id_field = id_field
         self.shard = shard
         self.kinds: dict[str, str] | None = None  # fixed after the first batch
-        #: Input field names met before the kinds were fixed (the fast path expects no others).
-        self.fields: set[str] = set()
+        #: Input fields met before the kinds were fixed -> the Python types of their values (the
+        #: pyarrow path expects no other fields, and reads an id of ints as ints).
+        self.fields: dict[str, set[str]] = {}
         self.rows: list[tuple[dict, int]] = []
 
     def column_name(self, field: str) -> str:
@@ -143,7 +144,8 @@ class TableBuilder:
     def base(self, rec: dict, pos: int) -> tuple[dict, dict]:
         """Base columns (id, url, date, source, text, html) and the remaining extra fields."""
         if self.kinds is None:
-            self.fields.update(rec)
+            for k, v in rec.items():
+                self.fields.setdefault(k, set()).add(type(v).__name__)
         rec = dict(rec)
         tf = self.text_field
         if tf == "auto":
@@ -274,7 +276,7 @@ class JsonlReader(Reader):
             yield from self._batches(stream, builder, max(1, int(batch_size)),
                                      0 if part is None else part.first_record)
 
-    def _head(self, path: str) -> tuple[dict[str, str] | None, set[str]]:
+    def _head(self, path: str) -> tuple[dict[str, str] | None, dict[str, set[str]]]:
         """The extra columns and kinds the unsplit read of this file fixes from its first records,
         and the input fields those records have (kept per process for the file's other ranges)."""
         key = _file_identity(path)
@@ -282,20 +284,20 @@ class JsonlReader(Reader):
             key += (self.text_field, self.id_field, self.max_bytes, INFER_ROWS, INFER_BYTES)
             if key in _HEADS:
                 kinds, fields = _HEADS[key]
-                return dict(kinds), set(fields)
+                return dict(kinds), {k: set(v) for k, v in fields.items()}
         kinds, fields, clean = self._read_head(path)
         if key is not None and kinds is not None and clean:
             if len(_HEADS) >= 16:
                 _HEADS.pop(next(iter(_HEADS)))
-            _HEADS[key] = (dict(kinds), set(fields))
+            _HEADS[key] = (dict(kinds), {k: set(v) for k, v in fields.items()})
         return kinds, fields
 
-    def _read_head(self, path: str) -> tuple[dict[str, str] | None, set[str], bool]:
+    def _read_head(self, path: str) -> tuple[dict[str, str] | None, dict[str, set[str]], bool]:
         scratch = JsonlReader(**self.params)  # its counts are not this range's
         builder = TableBuilder(scratch, self.text_field, self.id_field, basename(path))
         f = scratch.open_shard(path)
         if f is None:
-            return None, set(), False
+            return None, {}, False
         with f:
             for _ in scratch._batches(ByteStream(f), builder, 1 << 30, 0, until_kinds=True):
                 break
@@ -447,7 +449,7 @@ def _plain_stream(f) -> ByteStream:
 
 
 #: (file identity, reader options) -> (kinds, fields) of files whose ranges this process read.
-_HEADS: dict[tuple, tuple[dict[str, str], set[str]]] = {}
+_HEADS: dict[tuple, tuple[dict[str, str], dict[str, set[str]]]] = {}
 
 
 def _file_identity(path: str) -> tuple | None:

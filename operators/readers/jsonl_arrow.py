@@ -43,7 +43,7 @@ class Refused(Exception):
 class ArrowLines:
     """Parses runs of lines for one shard with the column kinds fixed by the reader's head."""
 
-    def __init__(self, kinds: dict[str, str], fields_seen: set[str], text_field: str, id_field: str, shard: str,
+    def __init__(self, kinds: dict[str, str], fields_seen: dict[str, set[str]], text_field: str, id_field: str, shard: str,
                  max_bytes: int, column_name) -> None:
         self.kinds = kinds
         self.text_field = text_field
@@ -56,6 +56,8 @@ class ArrowLines:
         roles = texts + [id_field, "url", "date", HTML]
         # a role field the head never had is left out: pyarrow then refuses a run that has it
         fields: dict[str, pa.DataType] = {r: pa.string() for r in roles if r in fields_seen}
+        if id_field in fields and fields_seen[id_field] - {"NoneType"} == {"int"}:
+            fields[id_field] = pa.int64()  # ids that are numbers: their JSON text, as Python writes it
         #: kinds column -> the input field it is read from (None: the column stays null here).
         self.sources: dict[str, str | None] = {}
         if len(set(roles)) < len(roles) or "input_html" in kinds or kinds.get("raw_content", "str") != "str" \
@@ -182,6 +184,8 @@ class ArrowLines:
         if html.null_count and not absent(HTML):
             raise Refused  # a null "html" is an extra field to Python
         ident = get(self.id_field)
+        if ident.type == pa.int64():
+            ident = ident.cast(pa.string())
         if self.id_field == "id" and self.sources.get("digest") == "digest" and self.kinds["digest"] == "str":
             ident = pc.coalesce(ident, cols["digest"])
         date = get("date")

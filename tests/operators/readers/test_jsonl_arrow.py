@@ -141,3 +141,16 @@ def test_ccnet_and_dolma_shapes_read_the_same_both_ways(tmp_path, small_head, sh
         f.write_text("".join(json.dumps(r) + "\n" for r in recs))
         assert assert_same(f) > 150
     assert_same(shared_data / "ccnet-reference/cc_en_head-0091.jsonl.gz")
+
+
+def test_numeric_ids_read_the_same_both_ways(tmp_path, small_head):
+    lines = [json.dumps({"id": i * 7 - 100, "text": f"t{i}"}) for i in range(400)]
+    lines[200:200] = ['{"id": "s1", "text": "a string id"}', '{"id": 123456789012345678901, "text": "big"}',
+                      '{"id": true, "text": "bool id"}', '{"id": 1.5, "text": "float id"}', '{"id": null, "text": "n"}',
+                      '{"text": "no id"}']
+    p = tmp_path / "numeric.jsonl"
+    p.write_text("\n".join(lines) + "\n")
+    assert assert_same(p) > 300
+    rows = [r for b in JsonlReader().read(str(p), 64) for r in b.to_pylist()]
+    assert rows[0]["id"] == "-100" and rows[200]["id"] == "s1" and rows[201]["id"] == "123456789012345678901"
+    assert rows[202]["id"] == "true" and rows[203]["id"] == "1.5"
