@@ -105,8 +105,10 @@ def _run_with_progress(run_job, data: dict[str, Any], quiet: bool = False, **kw)
 
     def on_plan(plan, graph):
         from engine.io import Manifest
-        state["task"] = progress.add_task(f"{len(plan.inputs)} shards x {len(graph.stages)} stage(s)",
-                                          total=len(plan.inputs) * len(graph.stages), docs=0)
+        units = f"{len(plan.units)} units of {len(plan.inputs)} shards" if len(plan.units) != len(plan.inputs) \
+            else f"{len(plan.inputs)} shards"  # a big file split into ranges: a unit each
+        state["task"] = progress.add_task(f"{units} x {len(graph.stages)} stage(s)",
+                                          total=len(plan.units) * len(graph.stages), docs=0)
         done = len([u for u in Manifest(plan.work.manifest).units() if "/shard-" in u])
         progress.update(state["task"], completed=done)
 
