@@ -28,6 +28,7 @@ what `decant lm train` writes); other KenLM files are found as `<lang>.bin`, `<l
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from engine import io as eio
@@ -108,6 +110,74 @@ def normalize(line: str) -> str:
     if line.isascii():
         return line.translate(_ASCII_TABLE)
     return unicodedata.normalize("NFD", line).translate(_full_table())
+
+
+#: `_code_table`'s mark for a deleted code point.
+_DELETED = np.uint32(0xFFFFFFFF)
+_CODE_TABLE: np.ndarray | None = None
+_MULTI: dict[str, str] = {}
+#: The ASCII part of the table as a bytes.translate table, "\n" kept.
+_ASCII_BYTES = bytes(ord("0") if 48 <= c <= 57 else c for c in range(256))
+_ASCII_DELETE = bytes(c for c in _CONTROL if c < 128 and c != ord("\n"))
+
+
+def _code_table() -> np.ndarray:
+    """`_full_table` as a uint32 array over every code point (the replacement, or `_DELETED`), so that
+    a whole batch is mapped in one numpy gather instead of a dict lookup per character. "\n" is kept
+    (it separates the lines of a batch); the few multi-character replacements ("—" -> " - ") map to
+    themselves here and are replaced afterwards (`_MULTI`)."""
+    global _CODE_TABLE
+    if _CODE_TABLE is None:
+        table = np.arange(0x110000, dtype=np.uint32)
+        for cp, v in _full_table().items():
+            if v is None:
+                table[cp] = _DELETED
+            elif len(v) == 1:
+                table[cp] = ord(v)
+            else:
+                _MULTI[chr(cp)] = v
+        table[ord("\n")] = ord("\n")
+        _CODE_TABLE = table
+    return _CODE_TABLE
+
+
+def _translate(text: str) -> str:
+    """`_full_table` applied to lowercased NFD text, "\n" kept: bytes.translate for ASCII text, else
+    one gather over the UTF-32 code points. No replacement produces a character that another would
+    change, so replacing the multi-character ones last gives str.translate's result."""
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII_BYTES, _ASCII_DELETE).decode("ascii")
+    table = _code_table()
+    mapped = table[np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)]
+    out = mapped[mapped != _DELETED].tobytes().decode("utf-32-le", "surrogatepass")
+    for k, v in _MULTI.items():
+        if k in out:
+            out = out.replace(k, v)
+    return out
+
+
+def normalize_documents(texts: list[str]) -> tuple[list[str], np.ndarray]:
+    """`normalize` of every line of every text (split on "\n"), done once over the whole batch:
+    (the lines in order, the number of lines of each text).
+
+    The lines are stripped, joined with "\n", and lowercased, decomposed (NFD) and mapped as one
+    string. That equals normalising each line: "\n" is a starter that neither NFD reordering nor the
+    lowercasing of a final sigma looks across (it is neither cased nor case-ignorable), and the
+    table keeps it.
+    """
+    counts = np.fromiter((t.count("\n") + 1 for t in texts), dtype=np.int64, count=len(texts))
+    joined = "\n".join([ln.strip() for ln in "\n".join(texts).split("\n")]).lower()
+    if not joined.isascii():
+        joined = unicodedata.normalize("NFD", joined)
+    return _translate(joined).split("\n"), counts
+
+
+def normalize_whole(text: str) -> str:
+    """`normalize(text)` of a whole text (newlines deleted), through the batch table."""
+    text = text.strip().lower()
+    if not text.isascii():
+        text = unicodedata.normalize("NFD", text)
+    return _translate(text).replace("\n", "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,6 +307,7 @@ class LanguageModel:
 
         self.lm_path, self.sp_path, self.tokenizer = lm_path, sp_path, tokenizer
         self.sp = None
+        self._pieces: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if tokenizer == "sentencepiece":
             if sp_path is None:
                 raise FileNotFoundError(f"{lm_path} has no SentencePiece model beside it "
@@ -265,6 +336,7 @@ class LanguageModel:
         return logp, n
 
     def perplexity(self, text: str, line_mode: str = "split") -> float | None:
+        """One document's perplexity, line by line (the reference `perplexities` equals)."""
         if not text:
             return None
         if line_mode == "ccnet":
@@ -273,6 +345,69 @@ class LanguageModel:
             norm = [normalize(ln) for ln in text.split("\n")]
         logp, n = self.score_lines(norm)
         return round(10.0 ** (-logp / n), 1)
+
+    def _piece_bytes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every vocabulary piece in UTF-8 followed by a space, in one buffer: (buffer, offsets, lengths)."""
+        if self._pieces is None:
+            enc = [self.sp.id_to_piece(i).encode("utf-8") + b" " for i in range(self.sp.get_piece_size())]
+            lengths = np.fromiter(map(len, enc), dtype=np.int64, count=len(enc))
+            offsets = np.cumsum(lengths) - lengths
+            self._pieces = (np.frombuffer(b"".join(enc), dtype=np.uint8), offsets, lengths)
+        return self._pieces
+
+    def sentences(self, norm_lines: list[str]) -> tuple[list[bytes | str], np.ndarray]:
+        """What KenLM scores for each normalised line (its pieces joined by spaces) and its number of pieces.
+
+        SentencePiece is asked for ids in one call for all the lines (building a Python string per
+        piece costs as much as the segmentation itself); the UTF-8 of the joined pieces is gathered
+        from the vocabulary in numpy. A piece of an unknown id is the text it covers, not "<unk>",
+        so lines with one are encoded as pieces instead."""
+        if self.sp is None:
+            words = [ln.split() for ln in norm_lines]
+            return [" ".join(w) for w in words], np.fromiter(map(len, words), np.int64, len(words))
+        ids = self.sp.encode(norm_lines, out_type=int, num_threads=1)
+        counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(counts.sum()))
+        buf, offsets, lengths = self._piece_bytes()
+        size = lengths[flat]
+        ends = np.cumsum(size)
+        data = buf[np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(offsets[flat] - (ends - size), size)]
+        data = data.tobytes()
+        last = np.cumsum(counts) - 1                    # each line's last piece (its trailing space)
+        line_end = np.where(counts > 0, ends[np.maximum(last, 0)] if len(ends) else 0, 0)
+        line_end = np.maximum.accumulate(line_end)       # empty lines end where the previous one did
+        line_start = np.concatenate([[0], line_end[:-1]])
+        out: list[bytes | str] = [data[a:b - 1] if b > a else b"" for a, b in zip(line_start.tolist(),
+                                                                                   line_end.tolist())]
+        unknown = flat == self.sp.unk_id()
+        if unknown.any():
+            rows = np.unique(np.repeat(np.arange(len(ids)), counts)[unknown]).tolist()
+            for i, pieces in zip(rows, self.sp.encode([norm_lines[i] for i in rows], out_type=str)):
+                out[i] = " ".join(pieces)
+        return out, counts
+
+    def perplexities(self, texts: list[str], line_mode: str = "split") -> list[float]:
+        """`perplexity` of every (non-empty) text, with one normalisation and one SentencePiece call
+        for all of them; the KenLM calls are one per line, as its API allows, and each document's
+        log-probability is summed in the same order as `score_lines`."""
+        if not texts:
+            return []
+        if line_mode == "ccnet":
+            lines, nlines = [normalize_whole(t) for t in texts], np.ones(len(texts), dtype=np.int64)
+        else:
+            lines, nlines = normalize_documents(texts)
+        sents, pieces = self.sentences(lines)
+        tokens = np.add.reduceat(pieces + 1, np.cumsum(nlines) - nlines).tolist()
+        scores = list(map(self.lm.score, sents))        # bos=True, eos=True (the defaults)
+        out = []
+        i = 0
+        for k, n in zip(nlines.tolist(), tokens):
+            logp = 0.0
+            for x in scores[i:i + k]:
+                logp += x
+            i += k
+            out.append(round(10.0 ** (-logp / n), 1))
+        return out
 
 
 #: Per-process cache: (lm path, sp path, tokenizer) -> LanguageModel. Workers load each once.
@@ -404,25 +539,32 @@ class Perplexity(Operator):
         return BUCKETS[2]
 
     def process(self, batch: pa.RecordBatch) -> Result:
+        """Rows grouped by language (Arrow dictionary encoding); each language's non-empty texts are
+        scored in one `perplexities` call and bucketed in numpy."""
         n = batch.num_rows
-        texts = batch.column(TEXT).to_pylist()
-        langs = batch.column(LANGUAGE).to_pylist() if LANGUAGE in batch.schema.names else [None] * n
+        text = batch.column(TEXT)
         ppl = np.full(n, np.nan)
         buckets = np.full(n, NO_MODEL, dtype=object)
         has_model = np.zeros(n, dtype=bool)
-        groups: dict[str, list[int]] = {}
-        for i, lang in enumerate(langs):
-            groups.setdefault(lang or "", []).append(i)
-        for lang, rows in groups.items():
-            m = self.model(lang) if lang else None
-            if m is None:
-                continue
-            has_model[rows] = True
-            for i in rows:
-                v = m.perplexity(texts[i] or "", self.params.line_mode)
-                if v is not None:
-                    ppl[i] = v
-                buckets[i] = self.bucket(lang, v)
+        if LANGUAGE in batch.schema.names and n:
+            codes = pc.dictionary_encode(batch.column(LANGUAGE).cast(pa.string()))
+            index = pc.fill_null(codes.indices, -1).to_numpy(zero_copy_only=False)
+            nonempty = np.asarray(pc.fill_null(pc.greater(pc.binary_length(text), 0), False), dtype=bool)
+            for code, lang in enumerate(codes.dictionary.to_pylist()):
+                m = self.model(lang) if lang else None
+                if m is None:
+                    continue
+                rows = np.flatnonzero(index == code)
+                has_model[rows] = True
+                rows = rows[nonempty[rows]]
+                if not len(rows):
+                    continue
+                values = np.asarray(m.perplexities(text.take(pa.array(rows)).to_pylist(), self.params.line_mode))
+                ppl[rows] = values
+                cuts = self.cutoffs.get(lang)
+                if cuts is not None:
+                    buckets[rows] = np.where(values < cuts[0], BUCKETS[0],
+                                             np.where(values < cuts[1], BUCKETS[1], BUCKETS[2]))
         batch = set_column(batch, PERPLEXITY, pa.array(ppl, type=pa.float64(), mask=np.isnan(ppl)))
         if self.params.cutoffs != AUTO:
             batch = set_column(batch, BUCKET, pa.array(buckets.tolist(), type=pa.string()))
