@@ -43,8 +43,8 @@ class Refused(Exception):
 class ArrowLines:
     """Parses runs of lines for one shard with the column kinds fixed by the reader's head."""
 
-    def __init__(self, kinds: dict[str, str], fields_seen: dict[str, set[str]], text_field: str, id_field: str, shard: str,
-                 max_bytes: int, column_name) -> None:
+    def __init__(self, kinds: dict[str, str], fields_seen: dict[str, set[str]], text_field: str, id_field: str,
+                 shard: str, max_bytes: int, column_name) -> None:
         self.kinds = kinds
         self.text_field = text_field
         self.id_field = id_field

@@ -66,11 +66,14 @@ TRICKY = [
     b'{"id": "dd1", "text": "t", "date": null}', b'{"id": "dd2", "text": "t", "date": "2020-01-02"}',
     b'{"id": "dd3", "text": "t", "date": 2020}', b'{"id": "url1", "text": "t", "url": ["a"]}',
     b'{"id": "z1", "text": "nul \\u0000 ctrl \\t \\" \\\\ \\/ done"}', b'{"id": "z2", "text": "raw\ttab"}',
-    b'{"id": "z3", "text": "t", "ppl": -0.0, "score": -0}', b'{"id": "z4", "text": "t", "ppl": 1.7976931348623157e308}',
+    b'{"id": "z3", "text": "t", "ppl": -0.0, "score": -0}',
+    b'{"id": "z4", "text": "t", "ppl": 1.7976931348623157e308}',
     b'{"id": "z5", "text": "t", "ppl": 5e-324, "score": 9223372036854775807}',
     b'{"id": "z6", "text": "t", "score": -9223372036854775809}', b'{"id": "z7", "text": "t"}}',
-    b'{"id": "z8", "text": "' + b"long " * 200 + b'"}', b'{"id": "z9", "text": "t", "deep": ' + b"[" * 3000 + b"]" * 3000 + b"}",
-    b"", b"   ", b"[1]", b"{broken", b'{"id": "z10", "text": "t", "ok": null, "score": null, "ppl": null, "lang": null}',
+    b'{"id": "z8", "text": "' + b"long " * 200 + b'"}',
+    b'{"id": "z9", "text": "t", "deep": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+    b"", b"   ", b"[1]", b"{broken",
+    b'{"id": "z10", "text": "t", "ok": null, "score": null, "ppl": null, "lang": null}',
 ]
 
 
@@ -132,7 +135,8 @@ def test_ccnet_and_dolma_shapes_read_the_same_both_ways(tmp_path, small_head, sh
     d = tmp_path / "dolma.jsonl"
     d.write_text("\n".join(dolma) + "\n")
     assert_same(d)  # nested metadata: the Python path reads it (same output)
-    c4 = [{"text": f"c4 doc {i}", "timestamp": "2019-04-25T12:57:54Z", "url": f"https://c4.org/{i}"} for i in range(200)]
+    c4 = [{"text": f"c4 doc {i}", "timestamp": "2019-04-25T12:57:54Z", "url": f"https://c4.org/{i}"}
+          for i in range(200)]
     fineweb = [{"text": f"fw {i}", "id": f"<urn:uuid:{i}>", "dump": "CC-MAIN-2024-10", "url": f"https://f.org/{i}",
                 "date": "2024-02-21T07:08:55Z", "file_path": "s3://x", "language": "en",
                 "language_score": 0.9 + i / 10_000, "token_count": 100 + i} for i in range(200)]
@@ -146,8 +150,8 @@ def test_ccnet_and_dolma_shapes_read_the_same_both_ways(tmp_path, small_head, sh
 def test_numeric_ids_read_the_same_both_ways(tmp_path, small_head):
     lines = [json.dumps({"id": i * 7 - 100, "text": f"t{i}"}) for i in range(400)]
     lines[200:200] = ['{"id": "s1", "text": "a string id"}', '{"id": 123456789012345678901, "text": "big"}',
-                      '{"id": true, "text": "bool id"}', '{"id": 1.5, "text": "float id"}', '{"id": null, "text": "n"}',
-                      '{"text": "no id"}']
+                      '{"id": true, "text": "bool id"}', '{"id": 1.5, "text": "float id"}',
+                      '{"id": null, "text": "n"}', '{"text": "no id"}']
     p = tmp_path / "numeric.jsonl"
     p.write_text("\n".join(lines) + "\n")
     assert assert_same(p) > 300
