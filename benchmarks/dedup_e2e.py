@@ -119,7 +119,7 @@ def _quality(removed: set[str], ids: list[str], truth_removed: set[int]) -> dict
 def run(quick: bool = True) -> dict:
     from benchmarks.minhash_dedup import brute_force_pairs
     from engine.io import read_parquet
-    from engine.output import read_documents
+    from operators.writers import read_documents
 
     path = corpus()
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -131,6 +131,10 @@ def run(quick: bool = True) -> dict:
         decant = shutil.which("decant") or "decant"
         d_wall, d_cpu = _timed([decant, "dedup", "-i", str(path), "-o", str(tmp / "out"), "-q",
                                 "--threshold", str(THRESHOLD), "--num-perm", str(NUM_PERM)])
+        d1_wall, d1_cpu = _timed([decant, "dedup", "-i", str(path), "-o", str(tmp / "out1"), "-q", "--workers", "1",
+                                  "--threshold", str(THRESHOLD), "--num-perm", str(NUM_PERM)])
+        same_kept = (sorted(read_documents(str(tmp / "out1"), ["id"]).column("id").to_pylist())
+                     == sorted(read_documents(str(tmp / "out"), ["id"]).column("id").to_pylist()))
         kept = read_documents(str(tmp / "out"), ["id"]).num_rows
         dups = read_parquet(str(tmp / "out" / "duplicates.parquet"), ["id"])
         d_removed = set(dups.column("id").to_pylist())
@@ -144,6 +148,9 @@ def run(quick: bool = True) -> dict:
     rows = [
         {"implementation": "decant dedup (CLI, local executor, 2 workers)", "docs": len(ids), "wall_s": round(d_wall, 2),
          "cpu_s": round(d_cpu, 2), "removed": qd["removed"], "precision": qd["precision"], "recall": qd["recall"]},
+        {"implementation": "decant dedup --workers 1 (in the driver process)", "docs": len(ids),
+         "wall_s": round(d1_wall, 2), "cpu_s": round(d1_cpu, 2), "removed": qd["removed"], "precision": qd["precision"],
+         "recall": qd["recall"]},
         {"implementation": "datasketch MinHashLSH script (1 process)", "docs": len(ids), "wall_s": round(ds_wall, 2),
          "cpu_s": round(ds_cpu, 2), "removed": qs["removed"], "precision": qs["precision"], "recall": qs["recall"]},
     ]
@@ -151,6 +158,8 @@ def run(quick: bool = True) -> dict:
         "figures": {
             "ratio_wall_vs_datasketch": round(ds_wall / d_wall, 2),
             "ratio_cpu_vs_datasketch": round(ds_cpu / d_cpu, 2),
+            "ratio_wall_vs_datasketch_1_worker": round(ds_wall / d1_wall, 2),
+            "ratio_cpu_vs_datasketch_1_worker": round(ds_cpu / d1_cpu, 2),
             "decant_wall_s": round(d_wall, 2), "datasketch_wall_s": round(ds_wall, 2),
             "decant_precision": qd["precision"], "decant_recall": qd["recall"],
             "datasketch_precision": qs["precision"], "datasketch_recall": qs["recall"],
@@ -159,7 +168,8 @@ def run(quick: bool = True) -> dict:
         "rows": rows,
         "inputs": {"docs": len(ids), "file_mb": round(path.stat().st_size / 2**20, 1), "threshold": THRESHOLD,
                    "num_perm": NUM_PERM, "ngram": 5, "true_pairs": len(truth), "truly_removable": len(truth_removed),
-                   "decant_kept": kept, "accounting_ok": stats["total"]["accounting_ok"]},
+                   "decant_kept": kept, "accounting_ok": stats["total"]["accounting_ok"],
+                   "same_kept_1_and_2_workers": same_kept, "load_average": [round(x, 1) for x in os.getloadavg()]},
         "notes": ["both sides are one process each started by this benchmark, imports and start-up included; "
                   "wall and CPU (process + children, user + system) seconds of one run each",
                   "truth: documents with an exact 5-shingle Jaccard >= 0.8 to an earlier document (file order)"],
