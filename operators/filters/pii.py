@@ -16,6 +16,13 @@
   often appear in technical text (as datatrove's `only_remove_public_ips`).
 
 Signals: `pii_emails`, `pii_ips` (matches masked per document).
+
+The patterns need Python's `re` (look-behinds, a validation per match). A batch first asks Arrow
+which documents could hold a match at all (`CANDIDATE_RES`: what every match of each pattern
+contains, one RE2 pass over the batch), and only those go through Python, line by line and only
+the lines with a '@', a '.' or two ':' (no match spans a line: "\n" is in none of the patterns, and
+the look-arounds treat it as they treat the text's ends). Most pages have no '@' before a host
+name, no four dotted numbers and no ':hex:' run.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import re
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.documents import TEXT, set_column
 from engine.operator import Operator, Params, Resources, Result, register
@@ -38,6 +46,11 @@ IPV6_RE = re.compile(
     r"(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)")
 
 _GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+#: What every match of each pattern contains (RE2 syntax, ASCII classes as the patterns'): a local-part
+#: character, '@', a host character; four dotted runs of 1-3 digits; two colons with 0-4 hex digits between.
+CANDIDATE_RES = {"emails": r"[A-Za-z0-9_%+\-]@[A-Za-z0-9]",
+                 "ipv4": r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",
+                 "ipv6": r":[0-9A-Fa-f]{0,4}:"}
 
 
 class PIIParams(Params):
@@ -71,11 +84,12 @@ class PII(Operator):
             return ip in _GLOBAL_UNICAST_V6 and ip.is_global
         return ip.is_global
 
-    def mask(self, text: str) -> tuple[str, int, int]:
-        """(masked text, e-mails masked, IPs masked) of one text."""
+    def mask(self, text: str, may_hold: frozenset[str] = frozenset(CANDIDATE_RES)) -> tuple[str, int, int]:
+        """(masked text, e-mails masked, IPs masked) of one text; `may_hold`: the `CANDIDATE_RES` it
+        matches (a pattern whose candidate test fails cannot match)."""
         p = self.params
         ne = ni = 0
-        if p.emails and "@" in text:
+        if p.emails and "emails" in may_hold and "@" in text:
             text, ne = EMAIL_RE.subn(p.email_replacement, text)
         if p.ips:
             count = [0]
@@ -86,29 +100,48 @@ class PII(Operator):
                     return p.ip_replacement
                 return m.group(0)
 
-            if "." in text:
+            if "ipv4" in may_hold and "." in text:
                 text = IPV4_RE.sub(sub, text)
-            if "::" in text or text.count(":") >= 2:
+            if "ipv6" in may_hold and ("::" in text or text.count(":") >= 2):
                 text = IPV6_RE.sub(sub, text)
             ni = count[0]
         return text, ne, ni
 
+    def candidates(self, text: pa.Array) -> dict[str, np.ndarray]:
+        """Per pattern the values that may hold a match of it (a superset: the others hold none)."""
+        names = ([] if not self.params.emails else ["emails"]) + ([] if not self.params.ips else ["ipv4", "ipv6"])
+        return {name: pc.fill_null(pc.match_substring_regex(text, CANDIDATE_RES[name]), False).to_numpy(
+            zero_copy_only=False) for name in names}
+
+    def mask_lines(self, text: str, may_hold: frozenset[str]) -> tuple[str, int, int]:
+        """`mask` line by line, on the lines that can hold a match; the same result."""
+        lines = text.split("\n")
+        ne = ni = 0
+        for j, line in enumerate(lines):
+            if "@" in line or "." in line or ":" in line:
+                lines[j], e, i = self.mask(line, may_hold)
+                ne, ni = ne + e, ni + i
+        return ("\n".join(lines) if ne or ni else text), ne, ni
+
     def process(self, batch: pa.RecordBatch) -> Result:
-        texts = batch.column(TEXT).to_pylist()
-        n = len(texts)
+        column = batch.column(TEXT)
+        n = len(column)
         emails = np.zeros(n, dtype=np.int32)
         ips = np.zeros(n, dtype=np.int32)
-        out = list(texts)
-        changed = False
-        for i, t in enumerate(texts):
-            if not t:
-                continue
-            nt, ne, ni = self.mask(t)
+        candidates = self.candidates(column)
+        rows = np.zeros(n, dtype=bool)
+        for mask in candidates.values():
+            rows |= mask
+        changed: dict[int, str] = {}
+        for i in np.flatnonzero(rows).tolist():
+            nt, ne, ni = self.mask_lines(column[i].as_py(), frozenset(k for k, m in candidates.items() if m[i]))
             if ne or ni:
-                out[i] = nt
+                changed[i] = nt
                 emails[i], ips[i] = ne, ni
-                changed = True
         if changed:
+            out = column.to_pylist()
+            for i, nt in changed.items():
+                out[i] = nt
             batch = set_column(batch, TEXT, pa.array(out, pa.string()))
         batch = set_column(batch, "pii_emails", emails)
         batch = set_column(batch, "pii_ips", ips)

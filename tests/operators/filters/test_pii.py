@@ -71,3 +71,20 @@ def test_options():
     assert res.batch.column("text").to_pylist() == ["lan [ip], mail [email]"]
     res = run([t], emails=False, mask_private_ips=True)
     assert res.batch.column("text").to_pylist() == ["lan <IP_ADDRESS>, mail a.b@c-d.org"]
+
+
+def test_batch_prefilter_masks_what_each_document_alone_would(shared_data):
+    """The batch asks Arrow which documents and lines can hold a match and runs Python's patterns on
+    those lines only: the same texts and counts as `mask` over every whole document."""
+    texts = ["\n".join(lingua_lines(shared_data, lang)[i:i + 12]) for lang in ("en", "de", "ca", "ru", "zh")
+             for i in range(0, 600, 12)]
+    texts += ["a\n8.8.8.8\nb@c.de\r\nx 2606:4700:4700::1111\n", "\n\n1.1.1.1", "x@y.com\nz@w.org",
+              "8.8.8.8.\n9.9.9.9", "::ffff:8.8.8.8 x", "12:30:45 a::b", "1.2.1.9", "user@localhost", None, ""]
+    for params in ({}, {"mask_private_ips": True}, {"emails": False}, {"ips": False}):
+        op = PII(**params)
+        res = op.process(make_batch({"text": texts}))
+        expect = [op.mask(t) if t else (t, 0, 0) for t in texts]
+        assert res.batch.column("text").to_pylist() == [e[0] for e in expect]
+        assert res.batch.column("pii_emails").to_pylist() == [e[1] for e in expect]
+        assert res.batch.column("pii_ips").to_pylist() == [e[2] for e in expect]
+        assert sum(e[1] + e[2] for e in expect) > 0
