@@ -84,6 +84,9 @@ class MapWriter:
         if self.schema is None:
             self.schema = rows.schema
         elif not rows.schema.equals(self.schema):
+            if self.out is None:  # nothing written yet: a column null in the rows held may be typed now
+                self.schema = pa.unify_schemas([self.schema, rows.schema], promote_options="permissive")
+                self.pending = {p: [t.cast(self.schema) for t in ts] for p, ts in self.pending.items()}
             rows = rows.cast(self.schema)
         for p, sub in scatter_table(rows, part):
             self.pending.setdefault(p, []).append(sub)
@@ -127,6 +130,27 @@ class MapWriter:
             return 0
         eio.rename(path, layout.map_file(unit))
         return 1
+
+
+def write_scattered(table: pa.Table, keys: np.ndarray, path: str) -> None:
+    """A reduce task's rows scattered by key into ONE file (where a file per key was): a row group
+    per key present, ascending, row order kept, the footer's index as in a map file. Read a key's
+    rows of every task with `read_scattered` on the folder."""
+    if table.num_rows == 0:
+        return
+    buf = pa.BufferOutputStream()
+    index: dict[str, list[int]] = {}
+    with pq.ParquetWriter(buf, table.schema, compression="zstd") as w:
+        for i, (k, rows) in enumerate(scatter_table(table, keys)):
+            w.write_table(rows, row_group_size=rows.num_rows)
+            index[str(k)] = [i]
+        w.add_key_value_metadata({INDEX_KEY: json.dumps(index)})
+    eio.write_bytes_atomic(buf.getvalue().to_pybytes(), path)
+
+
+def read_scattered(folder: str, key: int, columns: list[str] | None = None) -> pa.Table | None:
+    """The rows of `key` in every file `write_scattered` put in folder, in file name order."""
+    return read_map_parts([MapPart(f, key, n) for f, n in map_listing(folder).items()], columns)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,8 +30,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from engine.io import listdir_files, read_parquet, remove, write_parquet_atomic
-from engine.shuffle import scatter_table
+from engine.io import remove, write_parquet_atomic
+from engine.shuffle import read_scattered, scatter_table, write_scattered
 from operators.dedup.minhash import fmix64
 
 EDGE_SCHEMA = pa.schema([pa.field("u", pa.uint64()), pa.field("v", pa.uint64())])
@@ -53,14 +53,15 @@ def round_dir(root: str, r: int) -> str:
     return f"{root}/round-{r:03d}"
 
 
-def part_dir(d: str, q: int) -> str:
-    return f"{d}/part-{q:05d}"
-
-
 def write_by_node(table: pa.Table, keys: np.ndarray, out_dir: str, source: int, num_partitions: int) -> None:
-    """Scatter rows to `out_dir/part-<node partition of their key>/from-<source>.parquet`, row order kept."""
-    for q, rows in scatter_table(table, node_partition(keys, num_partitions)):
-        write_parquet_atomic(rows, f"{part_dir(out_dir, q)}/from-{source:05d}.parquet")
+    """Scatter rows by the node partition of their key into `out_dir/from-<source>.parquet` (a row
+    group per partition), row order kept; read a partition with `read_by_node`."""
+    write_scattered(table, node_partition(keys, num_partitions), f"{out_dir}/from-{source:05d}.parquet")
+
+
+def read_by_node(out_dir: str, q: int, columns: list[str] | None = None) -> pa.Table | None:
+    """Partition q of what every task wrote with `write_by_node` into out_dir, tasks in order."""
+    return read_scattered(out_dir, q, columns)
 
 
 def write_by_shard(table: pa.Table, keys: np.ndarray, out_dir: str, source: int) -> list[tuple[int, str]]:
@@ -85,18 +86,13 @@ def write_undirected(a: np.ndarray, b: np.ndarray, out_dir: str, source: int, nu
     return len(u)
 
 
-def read_edges(d: str) -> tuple[np.ndarray, np.ndarray]:
-    """All directed edges of one partition folder, de-duplicated, sorted by (u, v)."""
-    files = listdir_files(d, ".parquet")
-    if not files:
+def read_edges(d: str, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """All directed edges of partition q of a round folder, de-duplicated, sorted by (u, v)."""
+    t = read_by_node(d, q, ["u", "v"])
+    if t is None:
         z = np.zeros(0, np.uint64)
         return z, z
-    us, vs = [], []
-    for f in files:
-        t = read_parquet(f, ["u", "v"])
-        us.append(t.column("u").to_numpy())
-        vs.append(t.column("v").to_numpy())
-    u, v = np.concatenate(us), np.concatenate(vs)
+    u, v = t.column("u").to_numpy(), t.column("v").to_numpy()
     order = np.lexsort((v, u))
     u, v = u[order], v[order]
     if len(u) > 1:
@@ -115,7 +111,7 @@ def _segments(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def large_star_task(args: tuple) -> dict:
     in_dir, out_dir, q, num_partitions = args
-    u, v = read_edges(part_dir(in_dir, q))
+    u, v = read_edges(in_dir, q)
     if len(u) == 0:
         return {"edges_in": 0, "edges_out": 0}
     starts, seg = _segments(u)
@@ -128,7 +124,7 @@ def large_star_task(args: tuple) -> dict:
 
 def small_star_task(args: tuple) -> dict:
     in_dir, out_dir, q, num_partitions = args
-    u, v = read_edges(part_dir(in_dir, q))
+    u, v = read_edges(in_dir, q)
     if len(u) == 0:
         return {"edges_in": 0, "edges_out": 0, "violations": 0}
     starts, seg = _segments(u)
@@ -152,7 +148,7 @@ def small_star_task(args: tuple) -> dict:
 
 def star_labels(d: str, q: int) -> tuple[np.ndarray, np.ndarray]:
     """(node, root) of every non-root node of partition q of a converged round folder."""
-    u, v = read_edges(part_dir(d, q))
+    u, v = read_edges(d, q)
     sel = v < u
     return u[sel], v[sel]
 

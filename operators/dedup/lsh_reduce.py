@@ -24,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 
 from engine.documents import ID, KEY
-from engine.io import listdir_files, read_parquet, write_parquet_atomic
-from engine.shuffle import read_map_parts, scatter_table
+from engine.io import write_parquet_atomic
+from engine.shuffle import read_map_parts, read_scattered, write_scattered
 from operators.dedup import components as cc
 from operators.dedup.clusters import CLUSTER_SIZE, REMOVED
 from operators.dedup.index import KEPT_ID, KEPT_IN, IndexTable, kept_in_column, origin_codes, read_parts, write_part
@@ -156,10 +156,9 @@ def index_buckets_task(args: tuple) -> int:
     """Node partition q: each of this job's bucket heads mapped to its kept document, the rows
     re-partitioned by band key for the index."""
     cc_dir, work, q, P, names = args
-    files = listdir_files(f"{work}/heads/part-{q:05d}", ".parquet")
-    if not files:
+    t = cc.read_by_node(f"{work}/heads", q)
+    if t is None:
         return 0
-    t = pa.concat_tables([read_parquet(f) for f in files])
     u, root = _roots(cc_dir, q)
     kept_key, code = _kept_ref(_root_of(u, root, t.column(NODE).to_numpy()))
     rows = {"band": t.column("band"), "band_key": t.column("band_key"), "kept_key": pa.array(kept_key),
@@ -167,15 +166,15 @@ def index_buckets_task(args: tuple) -> int:
     if "sig" in t.schema.names:
         rows["sig"] = t.column("sig")
     rows = pa.table(rows)
-    for p, part in scatter_table(rows, BUCKETS.partitions(rows.column("band_key").to_numpy(), P)):
-        write_parquet_atomic(part, f"{work}/index-buckets/part-{p:05d}/from-{q:05d}.parquet")
+    write_scattered(rows, BUCKETS.partitions(rows.column("band_key").to_numpy(), P),
+                    f"{work}/index-buckets/from-{q:05d}.parquet")
     return rows.num_rows
 
 
 def merge_index_task(args: tuple) -> int:
     """Band partition p of this output's index: its rows sorted by (band, band_key)."""
     work, index_root, p = args
-    t = read_parts(listdir_files(f"{work}/index-buckets/part-{p:05d}", ".parquet"))
+    t = read_scattered(f"{work}/index-buckets", p)
     if t is None:
         return 0
     write_part(index_root, BUCKETS, p, t.sort_by([("band", "ascending"), ("band_key", "ascending")]))
@@ -184,7 +183,7 @@ def merge_index_task(args: tuple) -> int:
 
 def _read_ids(work: str, q: int) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     """(nodes sorted, ids, weights) of this job's documents in node partition q."""
-    t = read_parts(listdir_files(f"{work}/ids/part-{q:05d}", ".parquet"), [NODE, ID, WEIGHT])
+    t = cc.read_by_node(f"{work}/ids", q, [NODE, ID, WEIGHT])
     if t is None:
         return np.zeros(0, np.uint64), pa.array([], pa.string()), np.zeros(0, np.int64)
     k = t.column(NODE).to_numpy().astype(np.uint64)
@@ -222,7 +221,7 @@ def select_kept_task(args: tuple) -> dict:
     cc_dir, work, q, P, kept_files, names, index_root = args
     keys, ids, weights = _read_ids(work, q)
     out = {"removed": 0, "removed_previous": 0, "components": 0, "kept": 0}
-    t = read_parts(listdir_files(f"{work}/removed/part-{q:05d}", ".parquet"))
+    t = cc.read_by_node(f"{work}/removed", q)
     if t is None:
         t = pa.table({NODE: pa.array([], pa.uint64()), "root": pa.array([], pa.uint64()),
                       ID: pa.array([], pa.string()), WEIGHT: pa.array([], pa.int64())})
@@ -288,6 +287,6 @@ def select_kept_task(args: tuple) -> dict:
         KEPT_ID: pa.concat_arrays([kept_ids.take(pa.array(per_row)), pa.nulls(nr, pa.string())]),
         KEPT_IN: pa.concat_arrays([kept_in_column(row_code, names), pa.nulls(nr, pa.string())]),
     }, schema=APPLY_SCHEMA)
-    for g, part in scatter_table(decisions, ((akey >> np.uint64(32)) % np.uint64(P)).astype(np.int64)):
-        write_parquet_atomic(part, f"{work}/apply/group-{g:05d}/from-{q:05d}.parquet")
+    group = ((akey >> np.uint64(32)) % np.uint64(P)).astype(np.int64)
+    write_scattered(decisions, group, f"{work}/apply/from-{q:05d}.parquet")
     return out

@@ -39,7 +39,7 @@ from engine.documents import ID, KEY, TEXT, set_column
 from engine.io import fs_and_path, listdir_files, read_parquet, remove, rename
 from engine.operator import GlobalOperator, Params, Resources, Result, register
 from engine.reduce import GlobalContext
-from engine.shuffle import PARTITION, scatter_table
+from engine.shuffle import PARTITION, read_scattered, scatter_table
 from operators.dedup import components as cc
 from operators.dedup.clusters import CLUSTER_SIZE, COPIES
 from operators.dedup.index import KEPT_ID, KEPT_IN, Chain, IndexWriter, align
@@ -195,14 +195,14 @@ class MinHashDedup(GlobalOperator):
                 for path in listdir_files(f"{work}/dups", ".parquet"):
                     w.write_table(read_parquet(path, DUPLICATES_SCHEMA.names).cast(DUPLICATES_SCHEMA))
             rename(tmp, dest)
-        # apply tables: fragments are grouped by shard mod P (P*P files, not shards*P); the driver
-        # reads one group at a time (memory ~ decisions/P rows) and writes each shard's table
+        # apply tables: fragments are grouped by shard mod P (P files, row groups by group); the
+        # driver reads one group at a time (memory ~ decisions/P rows) and writes each shard's table
         shards_with_decisions = 0
         for g in range(P):
-            files = listdir_files(f"{work}/apply/group-{g:05d}", ".parquet")
-            if not files:
+            t = read_scattered(f"{work}/apply", g)
+            if t is None:
                 continue
-            t = pa.concat_tables([read_parquet(f) for f in files]).sort_by(KEY)
+            t = t.sort_by(KEY)
             shard = (t.column(KEY).to_numpy() >> np.uint64(32)).astype(np.int64)
             for sh, part in scatter_table(t, shard):
                 ctx.write_apply(sh, part)

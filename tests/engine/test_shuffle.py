@@ -129,3 +129,19 @@ def test_on_object_storage_a_reducer_reads_its_row_groups(s3_server, monkeypatch
         assert methods == {"GET": 1 + 2}
     else:  # the listing, then per unit its size, its footer and the partition's row group
         assert methods == {"GET": 1 + 2 * 2, "HEAD": 2}
+
+
+def test_a_column_null_in_the_first_batches_and_typed_later(tmp_path):
+    ctx = context(tmp_path)
+    # the map rows held are not yet written: the file gets the typed column
+    first = pa.table({"id": pa.nulls(3), "key": pa.array([1, 2, 3], pa.uint64()),
+                      PARTITION: pa.array([0, 1, 0], pa.int32())})
+    later = pa.table({"id": pa.array(["a", None]), "key": pa.array([4, 5], pa.uint64()),
+                      PARTITION: pa.array([1, 0], pa.int32())})
+    w = MapWriter(f"{tmp_path}/staging/0", PARTITIONS)
+    w.write(first)
+    w.write(later)
+    w.commit(ctx.layout, 0)
+    assert read_map_parts(ctx.map_parts(0)).to_pylist() == [{"id": None, "key": 1}, {"id": None, "key": 3},
+                                                            {"id": None, "key": 5}]
+    assert read_map_parts(ctx.map_parts(1)).to_pylist() == [{"id": None, "key": 2}, {"id": "a", "key": 4}]
