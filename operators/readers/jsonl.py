@@ -323,14 +323,14 @@ class JsonlReader(Reader):
                 queue = collections.deque(pieces)
                 while queue:
                     batch, lines = queue.popleft()
-                    if batch is not None:
+                    if batch is not None:  # `lines`: how many lines the batch took
                         if items:
                             out.add(builder.batch(items))
                             items = []
                         out.add(batch)
                         self.count("records", "json", batch.num_rows)
                         self._arrow_rows += batch.num_rows
-                        lineno += batch.num_rows
+                        lineno += lines
                         continue
                     for k, line in enumerate(lines):
                         lineno += 1

@@ -84,9 +84,10 @@ class ArrowLines:
         self.parse_options = pj.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="error",
                                              newlines_in_values=False)
 
-    def pieces(self, block: bytes, lineno: int) -> Iterator[tuple[pa.RecordBatch | None, list[bytes]]]:
+    def pieces(self, block: bytes, lineno: int) -> Iterator[tuple[pa.RecordBatch | None, list[bytes] | int]]:
         """The lines of a block (whole lines, the first numbered lineno + 1), in order, as
-        (batch, []) for runs read here and (None, lines) for lines the Python path must read."""
+        (batch, lines it took) for runs read here and (None, lines) for lines the Python path must
+        read. A run holds object lines and empty ones (no row either way)."""
         arr = np.frombuffer(block, dtype=np.uint8)
         ends = np.flatnonzero(arr == 10)
         starts = np.empty_like(ends)
@@ -98,28 +99,32 @@ class ArrowLines:
         last = arr[np.maximum(ends - 1, 0)]
         cr = last == 13
         last = np.where(cr, arr[np.maximum(ends - 2, 0)], last)
-        ok = (arr[np.minimum(starts, len(arr) - 1)] == 0x7B) & (last == 0x7D) & (ends - starts + 1 <= self.limit)
-        ok &= ends - starts >= 2 + cr
+        size = ends - starts
+        obj = (arr[np.minimum(starts, len(arr) - 1)] == 0x7B) & (last == 0x7D) & (size + 1 <= self.limit)
+        obj &= size >= 2 + cr
+        empty = (size == 0) | ((size == 1) & cr)
+        ok = obj | empty
         edges = np.flatnonzero(np.diff(ok.astype(np.int8))) + 1
         bounds = [0] + edges.tolist() + [len(ends)]
         for a, b in zip(bounds, bounds[1:]):
-            if ok[a]:
-                yield from self._runs(block, starts, ends, a, b, lineno)
+            if ok[a] and obj[a:b].any():
+                yield from self._runs(block, starts, ends, obj, a, b, lineno)
             else:
                 yield None, _lines(block, starts, ends, a, b)
 
-    def _runs(self, block, starts, ends, i, j, lineno):
-        """Lines i..j-1 (each one object), parsed in runs of at most MAX_RUN; a refused run is
-        halved down to MIN_RUN lines, which go to the Python path."""
+    def _runs(self, block, starts, ends, obj, i, j, lineno):
+        """Lines i..j-1 (objects and empty lines), parsed in runs of at most MAX_RUN lines; a
+        refused run is halved down to MIN_RUN lines, which go to the Python path."""
         todo = [(k, min(j, k + MAX_RUN)) for k in range(i, j, MAX_RUN)]
         while todo:
             a, b = todo.pop(0)
             try:
                 if not self.enabled:
                     raise Refused
-                batch = self.parse(block[starts[a]: ends[b - 1] + 1], lineno + a, b - a)
+                rows = np.flatnonzero(obj[a:b]) + (lineno + a + 1)
+                batch = self.parse(block[starts[a]: ends[b - 1] + 1], rows)
                 self.failures = 0
-                yield batch, []
+                yield batch, b - a
             except Refused:
                 self.failures += 1
                 if self.failures >= 64:  # a file this path keeps refusing: stop trying (the output is the same)
@@ -130,9 +135,10 @@ class ArrowLines:
                     mid = (a + b) // 2
                     todo[:0] = [(a, mid), (mid, b)]
 
-    def parse(self, data: bytes, lineno: int, nlines: int) -> pa.RecordBatch:
-        """The batch of `nlines` whole lines, the first numbered lineno + 1; Refused when any of
-        them might read otherwise in Python."""
+    def parse(self, data: bytes, linenos: np.ndarray) -> pa.RecordBatch:
+        """The batch of whole lines whose objects are on lines `linenos` (the others are empty);
+        Refused when any of them might read otherwise in Python."""
+        nlines = len(linenos)
         try:
             table = pj.read_json(pa.BufferReader(data), parse_options=self.parse_options,
                                  read_options=pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1,
@@ -195,13 +201,13 @@ class ArrowLines:
                 if self.kinds["date_download"] != "str" or not absent("date"):
                     raise Refused
                 date = pc.coalesce(date, cols["date_download"])
-        first = lineno + 1
+        numbers = linenos.tolist()
         if ident.null_count:
             ids = ident.to_pylist()
-            ident = pa.array([v if v is not None else stable_id(self.shard, first + k) for k, v in enumerate(ids)],
+            ident = pa.array([v if v is not None else stable_id(self.shard, n) for v, n in zip(ids, numbers)],
                              pa.string())
         out: dict[str, pa.Array] = {"id": ident, "url": get("url"), "date": date}
-        out["source"] = pa.array([f"{self.shard}:{k}" for k in range(first, first + nlines)], pa.string())
+        out["source"] = pa.array([f"{self.shard}:{n}" for n in numbers], pa.string())
         out["text"] = text
         out[HTML] = html
         missing = pc.and_(pc.is_null(text), pc.is_null(html))

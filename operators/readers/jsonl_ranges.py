@@ -26,11 +26,12 @@ def line_ranges(f, target_bytes: int, max_bytes: int) -> list[ShardRange] | None
     when the file fits one range. `max_bytes` is the reader's line limit: a whitespace line longer
     than it is a `too_large` record, not a blank line."""
     target = max(1, int(target_bytes))
-    cuts: list[tuple[int, int]] = []  # (start offset, lines before it)
-    candidates: list[int] = []  # offsets of line starts whose first byte is whitespace
+    cuts: list[tuple[int, int, int]] = []  # (start offset, lines before it, blank lines before it)
+    deferred: list[int] = []  # whitespace-led lines running past their chunk: looked at after the scan
     next_cut = target
     pos = 0  # offset of the chunk's first byte
     lines = 0  # newlines before the chunk
+    blanks = 0  # blank lines that start before the chunk (deferred ones aside)
     at_line_start = True  # does a line start at `pos`?
     f.seek(0)
     while True:
@@ -41,29 +42,40 @@ def line_ranges(f, target_bytes: int, max_bytes: int) -> list[ShardRange] | None
         nls = np.flatnonzero(arr == 10)
         starts = nls + 1
         starts = starts[starts < len(data)]
-        if at_line_start and _WS_TABLE[arr[0]]:
-            candidates.append(pos)
-        if len(starts):
-            candidates.extend((starts[_WS_TABLE[arr[starts]]] + pos).tolist())
+        if at_line_start:
+            starts = np.concatenate([[0], starts])
+        cand = starts[_WS_TABLE[arr[starts]]]
+        blank = cand[arr[cand] == 10]  # an empty line
+        other = cand[arr[cand] != 10]
+        if len(other):
+            ends = np.searchsorted(nls, other)
+            more = []
+            for s, e in zip(other.tolist(), ends.tolist()):
+                if e >= len(nls):
+                    deferred.append(pos + s)
+                elif nls[e] - s <= max_bytes and not data[s:nls[e]].strip(_WHITESPACE):
+                    more.append(s)
+            blank = np.sort(np.concatenate([blank, np.asarray(more, dtype=blank.dtype)]))
         while len(nls):
             i = int(np.searchsorted(nls, next_cut - 1 - pos))
             if i >= len(nls):
                 break
-            start = pos + int(nls[i]) + 1
-            cuts.append((start, lines + i + 1))
-            next_cut = start + target
+            start = int(nls[i]) + 1
+            cuts.append((pos + start, lines + i + 1, blanks + int(np.searchsorted(blank, start))))
+            next_cut = pos + start + target
         lines += len(nls)
+        blanks += len(blank)
         at_line_start = data[-1:] == b"\n"
         pos += len(data)
-    cuts = [(s, n) for s, n in cuts if s < pos]
+    cuts = [c for c in cuts if c[0] < pos]
     if not cuts:
         return None
-    blank = [c for c in candidates if c < cuts[-1][0] and _is_blank(f, c, max_bytes)]
-    bounds = [(0, 0)] + cuts
+    late = [d for d in deferred if d < cuts[-1][0] and _is_blank(f, d, max_bytes)]
+    bounds = [(0, 0, 0)] + cuts
     ranges = []
-    for k, (start, lines_before) in enumerate(bounds):
+    for k, (start, lines_before, blank_before) in enumerate(bounds):
         end = bounds[k + 1][0] if k + 1 < len(bounds) else -1
-        blank_before = int(np.searchsorted(np.asarray(blank, dtype=np.int64), start))
+        blank_before += sum(1 for d in late if d < start)
         ranges.append(ShardRange(start=start, end=end, first_ordinal=lines_before - blank_before,
                                  first_record=lines_before))
     return ranges

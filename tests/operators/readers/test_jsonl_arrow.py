@@ -158,3 +158,12 @@ def test_numeric_ids_read_the_same_both_ways(tmp_path, small_head):
     rows = [r for b in JsonlReader().read(str(p), 64) for r in b.to_pylist()]
     assert rows[0]["id"] == "-100" and rows[200]["id"] == "s1" and rows[201]["id"] == "123456789012345678901"
     assert rows[202]["id"] == "true" and rows[203]["id"] == "1.5"
+
+
+def test_empty_lines_between_documents_stay_on_the_pyarrow_path(tmp_path, small_head):
+    p = tmp_path / "spaced.jsonl"
+    p.write_bytes(b"".join(json.dumps({"id": f"d{i}", "text": f"t{i}"}).encode() + (b"\n\n", b"\r\n\r\n", b"\n")[i % 3]
+                           for i in range(600)))
+    assert assert_same(p) > 500
+    rows = [r for b in JsonlReader().read(str(p), 64) for r in b.to_pylist()]
+    assert [r["source"] for r in rows[:4]] == ["spaced.jsonl:1", "spaced.jsonl:3", "spaced.jsonl:5", "spaced.jsonl:6"]
