@@ -11,6 +11,13 @@ other programs share the cores); `cpu_seconds` are the CPU time the worker spent
 rate is documents / (wall x workers) (everything: start-up, model loading, writing, the barrier)
 and documents / CPU seconds of the driver and the workers (same work, without the time spent waiting
 for a core another program holds).
+
+Fixed and per-document cost. A job pays for some things once (worker processes starting, imports,
+models loading, the barriers' reduce tasks and the files each unit writes, whose number grows with
+shards and partitions more than with documents); the quick corpus is small enough that these weigh
+a lot. The WET job also runs on a corpus of `wet_small_docs` documents in as many shards: the line
+through the two (CPU seconds against documents) gives the fixed CPU seconds and the CPU per
+document, and `wet_docs_per_s_per_core_marginal_cpu` is the rate a long job tends to.
 """
 from __future__ import annotations
 
@@ -27,8 +34,8 @@ DESCRIPTION = ("jobs/default.yaml end to end over WARC and WET corpora of real p
 QUICK = True
 
 SIZES = {
-    True: {"warc_pages": 1200, "warc_shards": 4, "wet_docs": 6000, "wet_shards": 4},
-    False: {"warc_pages": 8000, "warc_shards": 8, "wet_docs": 40000, "wet_shards": 8},
+    True: {"warc_pages": 1200, "warc_shards": 4, "wet_docs": 6000, "wet_shards": 4, "wet_small_docs": 1000},
+    False: {"warc_pages": 8000, "warc_shards": 8, "wet_docs": 40000, "wet_shards": 8, "wet_small_docs": 4000},
 }
 
 #: CCNet (Wenzek et al., 2019): one 2019 Common Crawl snapshot, about 3 billion pages, processed from the
@@ -123,6 +130,18 @@ def summarize(label: str, res: dict[str, Any], workers: int, input_bytes: int) -
     return rows, fig
 
 
+def fixed_and_marginal(small: dict[str, Any], big: dict[str, Any]) -> dict[str, float | None]:
+    """The line through (documents, CPU seconds) of a small and a big run of the same job: what the
+    job costs whatever its size, and what each more document costs."""
+    n0, n1 = small["stats"]["total"]["documents_read"], big["stats"]["total"]["documents_read"]
+    c0, c1 = small["cpu"], big["cpu"]
+    if n1 <= n0:
+        return {"fixed_cpu_s": None, "cpu_ms_per_doc": None, "docs_per_s_per_core_marginal_cpu": None}
+    per_doc = (c1 - c0) / (n1 - n0)
+    return {"fixed_cpu_s": round(c1 - per_doc * n1, 2), "cpu_ms_per_doc": round(1000 * per_doc, 3),
+            "docs_per_s_per_core_marginal_cpu": round(1 / per_doc, 1) if per_doc > 0 else None}
+
+
 def run(quick: bool = True) -> dict[str, Any]:
     from benchmarks.corpora.shards import corpus_bytes
     from benchmarks.corpora.warc_corpus import warc_corpus
@@ -137,6 +156,7 @@ def run(quick: bool = True) -> dict[str, Any]:
     t0 = time.perf_counter()
     warc = warc_corpus(pages=size["warc_pages"], shards=size["warc_shards"])
     wet = wet_corpus(docs=size["wet_docs"], shards=size["wet_shards"])
+    wet_small = wet_corpus(docs=size["wet_small_docs"], shards=size["wet_shards"])
     build_s = time.perf_counter() - t0
 
     rows: list[dict] = []
@@ -151,6 +171,12 @@ def run(quick: bool = True) -> dict[str, Any]:
             per_corpus[label] = f
             per_corpus[label]["operators"] = res["stats"].get("operators")
             per_corpus[label]["global"] = res["stats"].get("global")
+            if label == "wet":
+                small = run_pipeline(spec, wet_small, workers, os.path.join(tmp, "wet-small"))
+                per_corpus[label]["small_run"] = {"documents": small["stats"]["total"]["documents_read"],
+                                                  "cpu_s": round(small["cpu"], 2), "wall_s": round(small["wall"], 2)}
+                per_corpus[label].update(fixed_and_marginal(small, res))
+                per_corpus[label]["cpu_s"] = round(res["cpu"], 2)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -162,6 +188,11 @@ def run(quick: bool = True) -> dict[str, Any]:
                   "projected_core_hours_3B_pages_wall", "projected_core_hours_3B_pages_cpu",
                   "projected_core_hours_3B_pages_operators_cpu"):
             figures[f"{label}_{k}"] = f[k]
+    wet_fig = per_corpus["wet"]
+    for k in ("fixed_cpu_s", "cpu_ms_per_doc", "docs_per_s_per_core_marginal_cpu"):
+        figures[f"wet_{k}"] = wet_fig[k]
+    if wet_fig["fixed_cpu_s"] is not None and wet_fig["cpu_s"]:
+        figures["wet_fixed_share_of_cpu"] = round(wet_fig["fixed_cpu_s"] / wet_fig["cpu_s"], 3)
     figures["ccnet_pages_per_s_per_core"] = round(mid, 1)
     figures["ccnet_pages_per_s_per_core_range"] = f"{lo:.1f}-{hi:.1f}"
     figures["ccnet_core_hours_3B_pages"] = f"{CCNET_CORE_HOURS[0]:,}-{CCNET_CORE_HOURS[1]:,}"
@@ -186,6 +217,12 @@ def run(quick: bool = True) -> dict[str, Any]:
         f"load average before/after: warc {per_corpus['warc']['load_average_before_after']}, "
         f"wet {per_corpus['wet']['load_average_before_after']} on {os.cpu_count()} cores "
         "(above the core count the wall-clock figures are inflated; trust the cpu columns).",
+        f"fixed vs per-document (WET): the same job on {per_corpus['wet']['small_run']['documents']:,} documents "
+        f"in {size['wet_shards']} shards took {per_corpus['wet']['small_run']['cpu_s']} CPU s, on "
+        f"{per_corpus['wet']['documents']:,} {per_corpus['wet']['cpu_s']} CPU s: fixed "
+        f"{per_corpus['wet']['fixed_cpu_s']} CPU s (start-up, models, barriers, files per unit), then "
+        f"{per_corpus['wet']['cpu_ms_per_doc']} CPU ms per document "
+        f"({per_corpus['wet']['docs_per_s_per_core_marginal_cpu']} docs/s per core).",
         f"corpus build/cache lookup took {build_s:.1f}s (not counted).",
     ]
     return {
@@ -195,7 +232,9 @@ def run(quick: bool = True) -> dict[str, Any]:
                    "warc": {"pages": size["warc_pages"], "shards": len(warc), "gz_bytes": corpus_bytes(warc),
                             "paths": warc},
                    "wet": {"docs": size["wet_docs"], "shards": len(wet), "gz_bytes": corpus_bytes(wet),
-                           "paths": wet}},
+                           "paths": wet},
+                   "wet_small": {"docs": size["wet_small_docs"], "shards": len(wet_small),
+                                 "gz_bytes": corpus_bytes(wet_small), "paths": wet_small}},
         "per_corpus": per_corpus,
         "notes": notes,
     }
