@@ -33,7 +33,7 @@ JOB = {"pipeline": [{"extract": {}}, {"langid": {}}, {"line_dedup": {"partitions
 STAGED = re.compile(r"_work/staging/stage-(\d+)/shard-(\d+)/attempt-[^/]+/([^/]+)/")
 #: What stays in OUT after a run (without --keep-work).
 FINAL_PREFIXES = ("documents/", "rejects/", "index/", "_work/manifest/")
-FINAL_FILES = ("stats.json", "duplicates.parquet", "_work/job.json")
+FINAL_FILES = ("stats.json", "duplicates.parquet", "_work/job.json", "_work/units.json")
 
 
 def rows(table, *keys: str) -> list[dict]:
