@@ -85,12 +85,18 @@ def tokenize_utf8(raw: bytes, ascii_only: bool = False) -> tuple[list[bytes], np
     starts, lens = _split(arr)
     if ascii_only:
         return [nb], np.zeros(len(starts), np.int8), starts, lens
-    # words holding a non-ASCII byte: a running count of those bytes, differenced per word
-    high = np.zeros(len(arr) + 1, dtype=np.int32)
-    np.cumsum(arr >= 128, out=high[1:])
-    if high[-1] == 0:
+    # the words holding a non-ASCII byte: from those bytes' positions when they are few, else
+    # from a running count of them differenced per word (a sort of millions of positions is slow)
+    is_high = arr >= 128
+    hp = np.flatnonzero(is_high)
+    if len(hp) == 0:
         return [nb], np.zeros(len(starts), np.int8), starts, lens
-    flagged = np.flatnonzero(high[starts + lens] != high[starts])
+    if len(hp) < len(starts):
+        flagged = np.unique(np.searchsorted(starts, hp, side="right") - 1)
+    else:
+        high = np.zeros(len(arr) + 1, dtype=np.int32)
+        np.cumsum(is_high, out=high[1:])
+        flagged = np.flatnonzero(high[starts + lens] != high[starts])
     if 4 * len(flagged) > len(starts):  # mostly non-ASCII words: one pass over the whole text
         fixed = _normalize_non_ascii(nb.decode("utf-8", "surrogatepass").lower()).translate(_ASCII_TABLE)
         st, ln = _split(np.frombuffer(fixed, dtype=np.uint8))
