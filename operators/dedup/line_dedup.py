@@ -44,7 +44,7 @@ from engine.documents import ID, KEY, TEXT, set_column
 from engine.io import listdir_files, read_parquet, remove, write_parquet_atomic
 from engine.operator import GlobalOperator, Params, Resources, Result, register
 from engine.reduce import GlobalContext
-from engine.shuffle import PARTITION, read_map_parts, scatter_table
+from engine.shuffle import PARTITION, read_map_parts, read_scattered, write_scattered
 from operators.dedup.components import write_by_shard
 from operators.dedup.index import (KEPT_ID, KEPT_IN, Chain, IndexTable, IndexWriter, align, kept_in_column,
                                    origin_codes, read_parts, write_part)
@@ -246,8 +246,7 @@ def _reduce_partition(item: tuple) -> dict:
     has_id = np.asarray(t.column(ID).is_valid())
     docs = pa.table({"kept_key": t.column("key").filter(pa.array(has_id)), ID: t.column(ID).filter(pa.array(has_id))},
                     schema=DOCS_SCHEMA)
-    for r, rows in scatter_table(docs, DOCS.partitions(docs.column("kept_key").to_numpy(), P)):
-        write_parquet_atomic(rows, f"{root}/docs/part-{r:05d}/from-{p:05d}.parquet")
+    write_scattered(docs, DOCS.partitions(docs.column("kept_key").to_numpy(), P), f"{root}/docs/from-{p:05d}.parquet")
     n = t.num_rows
     h = [t.column("hash").to_numpy()]
     k = [t.column("key").to_numpy()]
@@ -293,7 +292,7 @@ def _reduce_partition(item: tuple) -> dict:
 def _merge_docs(item: tuple) -> int:
     """Id partition r of this output's `docs` index table."""
     root, iroot, r = item
-    t = read_parts(listdir_files(f"{root}/docs/part-{r:05d}", ".parquet"))
+    t = read_scattered(f"{root}/docs", r)
     if t is None or not iroot:
         return 0
     write_part(iroot, DOCS, r, t.sort_by("kept_key"))
@@ -318,24 +317,24 @@ def _merge_shard(item: tuple) -> tuple[str, int]:
     earliest_prev = np.minimum.reduceat(np.where(code != 0, np.arange(len(k)), len(k)), starts)
     ref = np.where(earliest_prev < len(k), earliest_prev, starts)
     refs = pa.table({"key": pa.array(k[ref]), "code": pa.array(code[ref]), "kept_key": pa.array(owner[ref])})
-    for r, rows in scatter_table(refs, DOCS.partitions(owner[ref], P)):
-        write_parquet_atomic(rows, f"{root}/refs/part-{r:05d}/shard-{shard:06d}.parquet")
+    write_scattered(refs, DOCS.partitions(owner[ref], P), f"{root}/refs/shard-{shard:06d}.parquet")
     return path, len(starts)
 
 
 def _resolve_owners(item: tuple) -> int:
     """Id partition r: the ids of the owners the touched documents name, back to their shards."""
     root, r, earlier_docs, names = item
-    refs = read_parts(listdir_files(f"{root}/refs/part-{r:05d}", ".parquet"))
+    refs = read_scattered(f"{root}/refs", r)
     if refs is None:
         return 0
     code = refs.column("code").to_numpy()
     owner = refs.column("kept_key").to_numpy()
     at = np.full(len(code), -1, dtype=np.int64)
     sources, offset = [], 0
-    for origin, files in [(0, listdir_files(f"{root}/docs/part-{r:05d}", ".parquet")), *earlier_docs]:
+    for origin, files in [(0, None), *earlier_docs]:  # this output's own docs: scattered by _reduce_partition
         sel = np.flatnonzero(code == origin)
-        d = read_parts(files, DOCS_SCHEMA.names) if len(sel) else None
+        d = None if not len(sel) else (read_scattered(f"{root}/docs", r, DOCS_SCHEMA.names) if files is None
+                                       else read_parts(files, DOCS_SCHEMA.names))
         if d is None:
             continue
         dk = d.column("kept_key").to_numpy()
