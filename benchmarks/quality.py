@@ -189,6 +189,43 @@ def per_language(n: int) -> list[dict]:
     return rows
 
 
+#: The default job's batch size (jobs/default.yaml executor.batch_size).
+JOB_BATCH = 256
+
+
+def mixed_languages(n_per_language: int, seed: int = 3) -> list:
+    """Batches of fluent documents of every bundled language, shuffled together as in a multilingual
+    crawl (~70 languages in a batch of the default job's 256)."""
+    import pyarrow as pa
+
+    from benchmarks.corpora.shared_data import shared_data
+    from operators.lm_bundled import languages
+
+    docs = [(doc, lang) for lang in languages(shared_data()) for doc in language_documents(lang, n_per_language)["fluent"]]
+    random.Random(seed).shuffle(docs)
+    return [pa.RecordBatch.from_pydict({"text": [d for d, _ in docs[i:i + JOB_BATCH]],
+                                        "language": [lang for _, lang in docs[i:i + JOB_BATCH]]})
+            for i in range(0, len(docs), JOB_BATCH)]
+
+
+def _time_per_language(op, batches) -> tuple[float, int]:
+    """The peer: one call per language present in each batch (what a filter that judges each language
+    with its own settings does when it computes them apart)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t0 = _clock()
+    kept = 0
+    for b in batches:
+        enc = pc.dictionary_encode(b.column("language"))
+        codes = enc.indices.to_numpy()
+        for code in range(len(enc.dictionary)):
+            rows = np.flatnonzero(codes == code)
+            kept += int(op.process(b.take(pa.array(rows))).keep.sum())
+    return _clock() - t0, kept
+
+
 def _time_operator(op, batches) -> tuple[float, int]:
     t0 = _clock()
     kept = 0
@@ -240,6 +277,20 @@ def run(quick: bool = False) -> dict:
                  "kept %": round(100 * kept / len(multi), 1)})
     figures["default_multilingual_docs_per_s"] = round(len(multi) / dt)
 
+    mixed = mixed_languages(20 if quick else 80)
+    n_mixed = sum(b.num_rows for b in mixed)
+    t_one, kept_one = _time_operator(op, mixed)
+    t_groups, kept_groups = _time_per_language(op, mixed)
+    if kept_one != kept_groups:
+        raise AssertionError(f"quality: one pass kept {kept_one}, one call per language {kept_groups}")
+    langs_per_batch = sum(len(set(b.column("language").to_pylist())) for b in mixed) / len(mixed)
+    rows.append({"rules": "default job", "corpus": f"75 languages mixed (~{langs_per_batch:.0f} a batch)",
+                 "docs": n_mixed, "docs/s": n_mixed / t_one, "kept %": round(100 * kept_one / n_mixed, 1)})
+    rows.append({"rules": "default job, one call per language", "corpus": "75 languages mixed", "docs": n_mixed,
+                 "docs/s": n_mixed / t_groups, "kept %": round(100 * kept_groups / n_mixed, 1)})
+    figures["mixed_75_languages_docs_per_s"] = round(n_mixed / t_one)
+    figures["mixed_75_languages_ratio_vs_one_call_per_language"] = round(t_groups / t_one, 2)
+
     op = Quality(rules=["gopher"])
     t_op, kept_op = _time_operator(op, en_batches)
     t0 = _clock()
@@ -266,6 +317,8 @@ def run(quick: bool = False) -> dict:
         "rows": rows,
         "inputs": {"docs_en": len(en), "docs_multilingual": len(multi), "doc_bytes": 2000, "batch": BATCH},
         "notes": ["one process, CPU time (process_time): docs/s are per core",
+                  "75 languages mixed: fluent held-out documents of every bundled language shuffled into batches "
+                  f"of {JOB_BATCH}; the peer calls the operator once per language of each batch (the same decisions)",
                   "per-language rows: the default job's rules with the bundled per-language table "
                   "(operators/filters/quality/languages.json) on documents of 8 held-out real sentences; see the "
                   "module docstring for the shuffled and boilerplate-like copies",
