@@ -16,6 +16,7 @@ from benchmarks.corpora.scale_corpus import KINDS, scale_corpus
 from jobs.cli import app
 
 BIG, SMALL = 1600, 800
+pytestmark = pytest.mark.slow  # two real jobs and their reduce replays: a few minutes on a shared 2-core machine
 
 
 @pytest.fixture(scope="module")
