@@ -550,6 +550,7 @@ class Perplexity(Operator):
             codes = pc.dictionary_encode(batch.column(LANGUAGE).cast(pa.string()))
             index = pc.fill_null(codes.indices, -1).to_numpy(zero_copy_only=False)
             nonempty = np.asarray(pc.fill_null(pc.greater(pc.binary_length(text), 0), False), dtype=bool)
+            texts = None
             for code, lang in enumerate(codes.dictionary.to_pylist()):
                 m = self.model(lang) if lang else None
                 if m is None:
@@ -559,7 +560,9 @@ class Perplexity(Operator):
                 rows = rows[nonempty[rows]]
                 if not len(rows):
                     continue
-                values = np.asarray(m.perplexities(text.take(pa.array(rows)).to_pylist(), self.params.line_mode))
+                if texts is None:
+                    texts = text.to_pylist()
+                values = np.asarray(m.perplexities([texts[i] for i in rows.tolist()], self.params.line_mode))
                 ppl[rows] = values
                 cuts = self.cutoffs.get(lang)
                 if cuts is not None:
