@@ -26,6 +26,8 @@ QUICK_PER_LANG = 200
 BATCH = 1000
 #: lingua's code -> lid.176's label for the same language.
 ALIASES = {"nb": "no"}
+#: `max_chars` settings measured against the whole text (the default).
+TRUNCATIONS = (200, 500, 1000)
 
 
 def data_dir() -> Path:
@@ -38,6 +40,21 @@ def load(per_lang: int | None) -> dict[str, list[str]]:
     for f in sorted(data_dir().glob("*.txt")):
         lines = [ln.strip() for ln in f.read_text(encoding="utf8").split("\n") if ln.strip()]
         out[f.stem] = lines[:per_lang] if per_lang else lines
+    return out
+
+
+def truncation_figures(op, truncated: dict, doc_batches: list, gold: list[str], ndocs: int, best: dict) -> dict:
+    """Per `max_chars`: accuracy on the ~2 KB documents, agreement with the whole-text label, speed."""
+    def labels(o) -> list[str]:
+        return [x for b in doc_batches for x in o.process(b).batch.column("language").to_pylist()]
+
+    full = labels(op)
+    out = {"docs_2kb_accuracy_thr": round(sum(a == g for a, g in zip(full, gold)) / max(1, ndocs), 4)}
+    for k, t in truncated.items():
+        got = labels(t)
+        out[f"max_chars_{k}_docs_2kb_accuracy_thr"] = round(sum(a == g for a, g in zip(got, gold)) / max(1, ndocs), 4)
+        out[f"max_chars_{k}_same_label_as_whole_text"] = round(sum(a == b for a, b in zip(got, full)) / max(1, ndocs), 4)
+        out[f"max_chars_{k}_speedup_2kb"] = round(best["op_docs"] / best[f"op_docs_{k}"], 2)
     return out
 
 
@@ -96,25 +113,31 @@ def run(quick: bool = False) -> dict:
     n = len(texts)
     norm = [t.replace("\n", " ").strip() for t in texts]
     # ~2 KB documents: consecutive sentences of one language joined by newlines
-    docs = []
-    for lines in data.values():
+    docs, doc_gold = [], []
+    for lang, lines in data.items():
         cur, size = [], 0
         for ln in lines:
             cur.append(ln)
             size += len(ln.encode()) + 1
             if size >= 2048:
                 docs.append("\n".join(cur))
+                doc_gold.append(ALIASES.get(lang, lang))
                 cur, size = [], 0
     doc_batches = [make_batch({"text": docs[i:i + BATCH]}) for i in range(0, len(docs), BATCH)]
     docs_norm = [d.replace("\n", " ").strip() for d in docs]
     mean_doc_bytes = sum(len(d.encode()) for d in docs) / max(1, len(docs))
     loop_n = min(n, 5000)
+    # `max_chars` (off by default): language id on the start of each document only
+    truncated = {k: LangId(drop_unknown=False, max_chars=k) for k in TRUNCATIONS}
+    for t in truncated.values():
+        t._model = model
     configs = {
         "op": lambda: [op.process(b) for b in batches],
         "bare": lambda: model.predict(norm, k=1),
         "loop": lambda: [model.predict(t, k=1) for t in norm[:loop_n]],
         "op_docs": lambda: [op.process(b) for b in doc_batches],
         "bare_docs": lambda: model.predict(docs_norm, k=1),
+        **{f"op_docs_{k}": (lambda t=t: [t.process(b) for b in doc_batches]) for k, t in truncated.items()},
     }
     rounds = 3
     # CPU seconds of this process (per core, robust to other load on a shared machine) and wall
@@ -146,6 +169,7 @@ def run(quick: bool = False) -> dict:
         "mean_doc_bytes": round(mean_doc_bytes),
         "operator_docs_per_s_per_core_2kb": round(len(docs) / t_op_docs),
         "bare_predict_docs_per_s_per_core_2kb": round(len(docs) / t_bare_docs),
+        **truncation_figures(op, truncated, doc_batches, doc_gold, len(docs), best),
         "operator_sentences_per_s_wall": round(n / best_wall["op"]),
         "operator_docs_per_s_wall_2kb": round(len(docs) / best_wall["op_docs"]),
     }

@@ -155,3 +155,17 @@ def test_no_stderr_chatter(capfd):
     o = LangId()
     o.ensure_setup()
     assert capfd.readouterr().err == ""
+
+
+def test_max_chars_identifies_the_start_of_each_text_only(op, shared_data):
+    de = " ".join(lingua_lines(shared_data, "de")[:2])
+    fr = " ".join(lingua_lines(shared_data, "fr")[:30])
+    text = de + " " + fr                                  # German first, mostly French
+    batch = make_batch({"text": [text, de]})
+    assert LangId().params.max_chars is None              # off by default: the whole text
+    whole = op.process(batch).batch.column("language").to_pylist()
+    start = LangId(max_chars=len(de)).process(batch).batch.column("language").to_pylist()
+    assert whole == ["fr", "de"]
+    assert start == ["de", "de"]
+    with pytest.raises(ValidationError):
+        LangId(max_chars=0)
