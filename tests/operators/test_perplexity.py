@@ -24,6 +24,8 @@ from operators.perplexity import (
     Perplexity,
     discover,
     normalize,
+    normalize_documents,
+    normalize_whole,
     percentiles_from_counts,
 )
 from support import ccnet_reference, lingua_lines
@@ -71,6 +73,31 @@ def test_normalize_matches_ccnet_on_real_multilingual_text(lingua):
     bad = [ln for ln in lines if normalize(ln) != reference_normalize(ln)]
     assert not bad, bad[:3]
     assert normalize("Élève Ünïcödé 123,4 “x”") == 'eleve unicode 000,0 "x"'
+
+
+def test_batch_normalisation_equals_normalising_each_line(lingua):
+    rng = random.Random(3)
+    lines = [ln for lang in LINGUA for ln in lingua[lang][:100]]
+    lines += ["  Prix: 12,50 €  — «très» ２０２４年！\x07", "ΟΔΟΣ ΣΑΣ\u2028Σ", "İstanbul  ", "\u0301e", "", "   \t"]
+    rng.shuffle(lines)
+    docs = ["\n".join(lines[i:i + rng.randint(1, 9)]) for i in range(0, len(lines), 5)]
+    got, counts = normalize_documents(docs)
+    assert got == [normalize(ln) for d in docs for ln in d.split("\n")]
+    assert counts.tolist() == [d.count("\n") + 1 for d in docs]
+    assert [normalize_whole(d) for d in docs] == [normalize(d) for d in docs]
+
+
+def test_batch_scores_equal_scoring_each_document(op, lingua):
+    """One SentencePiece call per language and batch, ids gathered into KenLM's input: the same
+    perplexity as `perplexity` per document, also for pieces the model does not know (other scripts)."""
+    rng = random.Random(5)
+    other = [ln for lang in ("zh", "ar", "ru") for ln in lingua[lang][:20]] + ["😀 ☃ ½ x²", ""]
+    for lang in ("en", "de", "ja"):
+        m = op.model(lang)
+        own = lingua[lang][:120]
+        docs = ["\n".join(rng.sample(own, 3) + rng.sample(other, rng.randint(0, 2))) for _ in range(60)]
+        for mode in ("split", "ccnet"):
+            assert m.perplexities(docs, mode) == [m.perplexity(d, mode) for d in docs]
 
 
 def test_operator_registered_and_params_validated():
