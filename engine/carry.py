@@ -30,6 +30,7 @@ class CarryWriter(Writer):
     name: ClassVar[str] = LOCAL
     suffix: ClassVar[str] = ".arrow"
     compression: ClassVar[str | None] = None
+    holds_batches: ClassVar[bool] = False  # the next stage regroups batches anyway
 
     def __init__(self, fh, schema: pa.Schema) -> None:
         super().__init__(fh, schema)

@@ -1,4 +1,4 @@
-"""What a shard writes into the job's output, and how an output is read back.
+"""What a shard writes into the job's output (reading it back: engine.output_tree).
 
 A shard's files go to its staging folder first and are renamed into OUT when the shard is done
 (engine.shard_task), so a worker killed mid-shard leaves nothing in OUT; the redo writes the same
@@ -9,10 +9,14 @@ output deterministic under retries and resumes.
   (folder names from engine.partitioning; the exact values stay in the files);
 - rejects/operator=<name>/part-<shard>-<n>.<fmt>: id, url, source, operator, reason (+ text).
 Files roll to a new part past `output.max_file_bytes`, or where the batches' columns change.
+Batches are held per file and written as one row group of up to ROW_GROUP_BYTES: partitioning cuts
+each batch into many small pieces (a language and bucket each), and a row group per piece made
+writing the documents a third of a multilingual job's CPU. What a shard holds unwritten over all its
+files stays under HELD_BYTES (the files holding most are written first).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +25,13 @@ import pyarrow.compute as pc
 from engine import io as eio
 from engine import registry
 from engine.documents import ID, REJECT_SCHEMA, SOURCE, TEXT, URL, public
-from engine.partitioning import partition_path, value_of
+from engine.partitioning import partition_path
+
+
+#: A file's batches are written together once they reach this (before compression).
+ROW_GROUP_BYTES = 8 << 20
+#: A shard's unwritten batches over all its files, at most.
+HELD_BYTES = 64 << 20
 
 
 class SchemaChanged(Exception):
@@ -38,6 +48,9 @@ class RollingFile:
         self.size = 0
         self._fh = None
         self._writer = None
+        self.schema: pa.Schema | None = None  # of the open part (held batches included)
+        self.held: list[pa.RecordBatch] = []
+        self.held_bytes = 0
         self.files: list[str] = []
 
     def _open(self, schema: pa.Schema) -> None:
@@ -52,28 +65,42 @@ class RollingFile:
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        if self._writer is not None and batch.schema != self._writer.schema:
-            schema = self._writer.schema
-            if set(batch.schema.names) != set(schema.names):
+        if self.schema is not None and batch.schema != self.schema:
+            if set(batch.schema.names) != set(self.schema.names):
                 raise SchemaChanged
             try:
-                batch = batch.select(schema.names).cast(schema)
+                batch = batch.select(self.schema.names).cast(self.schema)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError):
                 raise SchemaChanged from None
+        self.schema = batch.schema
+        self.held.append(batch)
+        self.held_bytes += batch.nbytes
+        if (self.held_bytes >= min(ROW_GROUP_BYTES, self.max_bytes - self.size)
+                or not self.format.holds_batches):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the held batches as one row group; roll past the size limit."""
+        if not self.held:
+            return
         if self._writer is None:
-            self._open(batch.schema)
-        self._writer.write(batch)
-        self.size += batch.nbytes
+            self._open(self.schema)
+        held = self.held[0] if len(self.held) == 1 else \
+            pa.Table.from_batches(self.held).combine_chunks().to_batches(max_chunksize=1 << 40)[0]
+        self._writer.write(held)
+        self.size += self.held_bytes
+        self.held, self.held_bytes = [], 0
         if self.size >= self.max_bytes:
             self.close()
             self.part += 1
 
     def close(self) -> None:
+        self.flush()
         if self._writer is not None:
             self._writer.close()
             self._fh.close()
             self._writer = self._fh = None
-
+        self.schema = None
 
 class FolderWriter:
     """Files of one shard under a staging folder, one rolling file per sub-folder."""
@@ -96,6 +123,9 @@ class FolderWriter:
             f.part += 1
             f.write(batch)
         self.rows += batch.num_rows
+        if sum(x.held_bytes for x in self.files.values()) > HELD_BYTES:
+            for x in sorted(self.files.values(), key=lambda x: -x.held_bytes)[:max(1, len(self.files) // 4)]:
+                x.flush()
 
     def close(self) -> list[str]:
         out = []
@@ -178,62 +208,3 @@ class RejectWriter(FolderWriter):
         self.write_to(f"rejects/{partition_path(['operator'], (operator,))}",
                       pa.RecordBatch.from_arrays(cols, schema=schema))
 
-
-# ------------------------------------------------------------------ reading an output back
-
-def output_files(root: str) -> list[str]:
-    """Data files under a folder of an output, in a stable order, with the format that reads each."""
-    suffixes = tuple(w.suffix for w in registry.WRITERS.values())
-    return [f for f in eio.listdir_files(root) if f.endswith(suffixes)]
-
-
-def read_file(path: str) -> pa.Table:
-    fmt = max((w for w in registry.WRITERS.values() if path.endswith(w.suffix)), key=lambda w: len(w.suffix))
-    fs, p = eio.fs_and_path(path)
-    with fs.open(p, "rb") as fh:
-        return fmt.read(fh)
-
-
-def iter_tree(root: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
-    """Every file under `root` as a table, in file-name order, one at a time (a reader of a large
-    output holds one file); a partition column the files lack is taken from the folder names."""
-    for f in output_files(root):
-        rel = f[len(root.rstrip("/")) + 1:]
-        parts = dict(p.split("=", 1) for p in rel.split("/")[:-1] if "=" in p)
-        t = read_file(f)
-        for k, v in parts.items():
-            if k not in t.schema.names:
-                t = t.append_column(k, pa.array([value_of(v)] * t.num_rows, pa.string()))
-        if columns:
-            t = t.select([c for c in columns if c in t.schema.names])
-        yield t
-
-
-def read_tree(root: str, columns: list[str] | None = None) -> pa.Table:
-    """Every file under `root`, concatenated in file-name order."""
-    tables = list(iter_tree(root, columns))
-    if not tables:
-        return pa.table({})
-    return pa.concat_tables(tables, promote_options="permissive")
-
-
-def read_documents(out: str, columns: list[str] | None = None) -> pa.Table:
-    """All documents of a finished output, in a stable order (by file name, then row)."""
-    return read_tree(f"{out.rstrip('/')}/documents", columns)
-
-
-def read_rejects(out: str, columns: list[str] | None = None) -> pa.Table:
-    return read_tree(f"{out.rstrip('/')}/rejects", columns)
-
-
-def iter_documents(out: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
-    """The documents of a finished output one file at a time, each table with its file's row count."""
-    return iter_tree(f"{out.rstrip('/')}/documents", columns)
-
-
-def iter_rejects(out: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
-    return iter_tree(f"{out.rstrip('/')}/rejects", columns)
-
-
-def sort_by_id(t: pa.Table) -> pa.Table:
-    return t.take(pc.sort_indices(t, sort_keys=[(ID, "ascending")])) if t.num_rows else t

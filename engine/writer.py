@@ -18,6 +18,9 @@ class Writer:
     name: ClassVar[str] = ""
     #: File name ending of this format's files (e.g. ".parquet").
     suffix: ClassVar[str] = ""
+    #: Whether small batches are held and written together (a row group each costs a format like
+    #: Parquet; a format whose batches cost nothing apart writes each at once).
+    holds_batches: ClassVar[bool] = True
 
     def __init__(self, fh: BinaryIO, schema: pa.Schema) -> None:
         self.fh = fh

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.output import iter_documents, iter_rejects, read_documents, read_rejects, sort_by_id
+from engine.output_tree import iter_documents, iter_rejects, read_documents, read_rejects, sort_by_id
 from engine.registry import register
 from engine.writer import Writer
 

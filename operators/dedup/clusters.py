@@ -40,7 +40,7 @@ def redirects(outputs: list[str]) -> dict[tuple[str, str], tuple[str, str]]:
     """(output, id) -> (output, id) of the document a dedup step removed it for, from the rejects
     (`kept_id`, `kept_in`) of exact_dedup and minhash_dedup: an exact copy may win over a document
     that minhash_dedup removes afterwards, and its count follows that document to its keeper."""
-    from engine.output import read_tree
+    from engine.output_tree import read_tree
     out_map: dict[tuple[str, str], tuple[str, str]] = {}
     for out in outputs:
         me = output_identity(out)
