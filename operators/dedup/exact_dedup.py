@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
+from pydantic import Field
 
 from engine.documents import ID, KEY, TEXT, set_column
 from engine.io import read_parquet, remove, write_parquet_atomic
@@ -67,7 +68,7 @@ def content_hash(text: str | None) -> tuple[int, int] | None:
 
 
 class ExactDedupParams(Params):
-    partitions: int = 16
+    partitions: int = Field(16, ge=1)
 
 
 @register
@@ -76,11 +77,6 @@ class ExactDedup(GlobalOperator):
     inputs = (ID, TEXT)
     resources = Resources(cpus=1.0, memory_mb=1024)
     Params = ExactDedupParams
-
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        if self.params.partitions < 1:
-            raise ValueError("exact_dedup: partitions must be >= 1")
 
     def index_params(self) -> dict:
         return {"key": KEY_VERSION}

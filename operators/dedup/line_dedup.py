@@ -39,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
+from pydantic import Field
 
 from engine.documents import ID, KEY, TEXT, set_column
 from engine.io import listdir_files, read_parquet, remove, write_parquet_atomic
@@ -87,8 +88,8 @@ def line_hashes(text: str, min_chars: int) -> tuple[list[int], list[int]]:
 
 
 class LineDedupParams(Params):
-    partitions: int = 16
-    min_line_chars: int = 0
+    partitions: int = Field(16, ge=1)
+    min_line_chars: int = Field(0, ge=0)
 
 
 @register
@@ -99,13 +100,6 @@ class LineDedup(GlobalOperator):
                "line_dedup_length", "line_dedup_nlines")
     resources = Resources(cpus=1.0, memory_mb=1024)
     Params = LineDedupParams
-
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        if self.params.partitions < 1:
-            raise ValueError("line_dedup: partitions must be >= 1")
-        if self.params.min_line_chars < 0:
-            raise ValueError("line_dedup: min_line_chars must be >= 0")
 
     @property
     def _min_chars(self) -> int:

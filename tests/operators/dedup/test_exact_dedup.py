@@ -145,3 +145,8 @@ def test_refuses_an_output_without_its_index(tmp_path):
     (tmp_path / "other").mkdir()
     with pytest.raises(ValueError, match="has no index/exact_dedup"):
         ExactDedup().check_against(str(tmp_path / "other"))
+
+
+def test_partitions_below_one_rejected():
+    with pytest.raises(ValueError, match="partitions"):
+        ExactDedup(partitions=0)

@@ -139,3 +139,11 @@ def test_real_text_deterministic_across_partitions(shared_data, tmp_path):
     b = r1[0].batch
     assert (np.array(b.column("line_dedup_length").to_pylist())
             <= np.array(b.column("line_dedup_original_length").to_pylist())).all()
+
+
+def test_partitions_and_min_line_chars_checked():
+    with pytest.raises(ValueError, match="partitions"):
+        LineDedup(partitions=0)
+    with pytest.raises(ValueError, match="min_line_chars"):
+        LineDedup(min_line_chars=-1)
+    assert LineDedup(partitions=1, min_line_chars=0).params.partitions == 1
