@@ -51,17 +51,6 @@ class Bound:
     #: Languages the bound applies to (None: every language; without a language column: every row).
     languages: tuple[str, ...] | None = None
 
-    def applies(self, batch: TextBatch) -> np.ndarray:
-        """The rows the bound judges."""
-        rows = self.only(batch) if self.only is not None else np.ones(batch.n, dtype=bool)
-        if self.languages is not None:
-            rows = rows & batch.language_in(list(self.languages), default=True)
-        return rows
-
-    def fails(self, values: np.ndarray, batch: TextBatch) -> np.ndarray:
-        mask = values < self.limit if self.op == "<" else values > self.limit
-        return mask & self.applies(batch)
-
 
 def with_words(batch: TextBatch) -> np.ndarray:
     """`Bound.only` for the word-based rules: rows whose words are known (a language written with
