@@ -272,7 +272,7 @@ class JsonlReader(Reader):
             if part is None:
                 stream = ByteStream(f)
             else:
-                stream = _plain_stream(RangeFile(f, part.start, part.end))
+                stream = ByteStream(RangeFile(f, part.start, part.end), plain=True)
             yield from self._batches(stream, builder, max(1, int(batch_size)),
                                      0 if part is None else part.first_record)
 
@@ -439,13 +439,6 @@ class JsonlReader(Reader):
         if _MAYBE_SURROGATE.search(line):
             rec = _fix_surrogates(rec)
         return builder.base(rec, lineno)
-
-
-def _plain_stream(f) -> ByteStream:
-    """A stream over plain bytes, even where a range happens to start with gzip's magic bytes."""
-    stream = ByteStream(f)
-    stream.gz, stream.members, stream._member_starts = False, [(0, 0)], [0]
-    return stream
 
 
 #: (file identity, reader options) -> (kinds, fields) of files whose ranges this process read.

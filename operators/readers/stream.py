@@ -29,9 +29,10 @@ class ByteStream:
     record and can report it as truncated.
     """
 
-    def __init__(self, raw, offset: int = 0) -> None:
+    def __init__(self, raw, offset: int = 0, plain: bool = False) -> None:
         """`offset`: where in its file `raw` is positioned (a range of a split file starts at a gzip
-        member), so that compressed offsets in `source` and messages are the file's."""
+        member), so that compressed offsets in `source` and messages are the file's. `plain`: the
+        bytes are not gzip even if they start like it (a range of a plain file)."""
         self.raw = raw
         self.buf = bytearray()
         self.start = 0  # read position inside buf
@@ -41,7 +42,7 @@ class ByteStream:
         self.produced = 0  # decoded bytes produced so far
         self.cpos = offset  # compressed offset of the next byte given to the decompressor
         self.pending = raw.read(CHUNK) or b""
-        self.gz = self.pending[:2] == b"\x1f\x8b"
+        self.gz = not plain and self.pending[:2] == b"\x1f\x8b"
         self.in_member = False
         self.member_off = 0
         self.dec = None

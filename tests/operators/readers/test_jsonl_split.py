@@ -138,10 +138,16 @@ def test_small_and_gzip_files_are_not_split(tmp_path):
     assert JsonlReader().split(str(g), 100) is None
 
 
-def test_split_does_not_depend_on_anything_but_file_and_target(drifting):
-    a = JsonlReader(max_bytes=400).split(str(drifting), 300)
-    b = JsonlReader(max_bytes=400).split(str(drifting), 300)
-    assert a == b
+@pytest.mark.parametrize("target", [1, 97, 300])
+def test_split_does_not_depend_on_the_scan_chunks(drifting, target, monkeypatch):
+    """Cuts, lines and rows before them are the file's, whatever chunks the scan reads it in
+    (lines, blank lines and too long whitespace lines cut at chunk edges)."""
+    import operators.readers.jsonl_ranges as ranges_mod
+    want = JsonlReader(max_bytes=400).split(str(drifting), target)
+    assert len(want) > 3
+    for chunk in (5, 13, 64, 601, 4096):
+        monkeypatch.setattr(ranges_mod, "SCAN_CHUNK", chunk)
+        assert JsonlReader(max_bytes=400).split(str(drifting), target) == want
 
 
 def test_ranges_of_a_clean_file_are_read_by_pyarrow_and_match_the_whole(tmp_path, monkeypatch):
