@@ -201,13 +201,12 @@ class ArrowLines:
                 if self.kinds["date_download"] != "str" or not absent("date"):
                     raise Refused
                 date = pc.coalesce(date, cols["date_download"])
-        numbers = linenos.tolist()
         if ident.null_count:
             ids = ident.to_pylist()
-            ident = pa.array([v if v is not None else stable_id(self.shard, n) for v, n in zip(ids, numbers)],
-                             pa.string())
+            ident = pa.array([v if v is not None else stable_id(self.shard, n)
+                              for v, n in zip(ids, linenos.tolist())], pa.string())
         out: dict[str, pa.Array] = {"id": ident, "url": get("url"), "date": date}
-        out["source"] = pa.array([f"{self.shard}:{n}" for n in numbers], pa.string())
+        out["source"] = pc.binary_join_element_wise(f"{self.shard}:", pa.array(linenos).cast(pa.string()), "")
         out["text"] = text
         out[HTML] = html
         missing = pc.and_(pc.is_null(text), pc.is_null(html))
