@@ -98,22 +98,17 @@ def run(quick: bool = True) -> dict:
     shingles_total = sum(len(x) for x in pre_ours)
     ours_rate = n_ours / best["ours"]
     ds_rate = max(n_ds / best["bulk"], n_ds / best["update_batch"])  # the faster datasketch path
-    rows = [
-        {"implementation": "decant numpy: text -> normalise, shingle, hash, permute", "docs": n_ours,
-         "cpu_seconds": round(best["ours"], 3), "docs_per_s": round(ours_rate)},
-        {"implementation": "datasketch MinHash.bulk, shingles given", "docs": n_ds,
-         "cpu_seconds": round(best["bulk"], 3), "docs_per_s": round(n_ds / best["bulk"])},
-        {"implementation": "datasketch update_batch, shingles given", "docs": n_ds,
-         "cpu_seconds": round(best["update_batch"], 3), "docs_per_s": round(n_ds / best["update_batch"])},
-        {"implementation": "datasketch MinHash.bulk incl. Python shingling", "docs": n_ds,
-         "cpu_seconds": round(best["full"], 3), "docs_per_s": round(n_ds / best["full"])},
-        {"implementation": "rensa digest_matrix_from_token_byte_sets, shingles given", "docs": n_ours,
-         "cpu_seconds": round(best["rensa_bulk"], 3), "docs_per_s": round(n_ours / best["rensa_bulk"])},
-        {"implementation": "rensa incl. Python shingling", "docs": n_ours,
-         "cpu_seconds": round(best["rensa_full"], 3), "docs_per_s": round(n_ours / best["rensa_full"])},
-        {"implementation": "rensa permutations on decant's shingle hashes (flat buffer)", "docs": n_ours,
-         "cpu_seconds": round(best["rensa_hashes"], 3), "docs_per_s": round(n_ours / best["rensa_hashes"])},
+    measured = [  # (implementation, timing, documents it ran on)
+        ("decant numpy: text -> normalise, shingle, hash, permute", "ours", n_ours),
+        ("datasketch MinHash.bulk, shingles given", "bulk", n_ds),
+        ("datasketch update_batch, shingles given", "update_batch", n_ds),
+        ("datasketch MinHash.bulk incl. Python shingling", "full", n_ds),
+        ("rensa digest_matrix_from_token_byte_sets, shingles given", "rensa_bulk", n_ours),
+        ("rensa incl. Python shingling", "rensa_full", n_ours),
+        ("rensa permutations on decant's shingle hashes (flat buffer)", "rensa_hashes", n_ours),
     ]
+    rows = [{"implementation": label, "docs": n, "cpu_seconds": round(best[k], 3), "docs_per_s": round(n / best[k])}
+            for label, k, n in measured]
     for r in rows:
         r["shingles_per_s"] = round(r["docs_per_s"] * shingles_total / n_ours)
     mean_words = float(np.mean([len(d.split()) for d in docs[:500]]))

@@ -73,7 +73,7 @@ def iter_carry(folder: str, batch_size: int) -> Iterator[pa.RecordBatch]:
 def _ipc_batches(path: str) -> Iterator[pa.RecordBatch]:
     """A file's batches one at a time (each read when asked for: memory stays one batch's)."""
     fs, p = eio.fs_and_path(path)
-    with (pa.OSFile(p, "rb") if _is_local(fs) else fs.open(p, "rb")) as f:
+    with (pa.OSFile(p, "rb") if eio.is_local(fs) else fs.open(p, "rb")) as f:
         reader = ipc.open_file(f)
         for i in range(reader.num_record_batches):
             yield reader.get_batch(i)
@@ -99,9 +99,3 @@ def regroup(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.RecordB
 
 def _one_batch(t: pa.Table) -> pa.RecordBatch:
     return t.combine_chunks().to_batches()[0]
-
-
-def _is_local(fs) -> bool:
-    """A local disk (pyarrow opens its paths itself); memory:// and the like go through fsspec."""
-    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
-    return any(p in ("file", "local") for p in protocols)

@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 
 from engine.errors import StorageError
 
-
 #: Object stores (no real directories; one PUT or server-side copy replaces an object whole).
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
 
@@ -30,20 +29,24 @@ def fs_and_path(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, paths[0]
 
 
-def _protocol(fs: fsspec.AbstractFileSystem) -> str:
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
     p = fs.protocol
-    return p[0] if isinstance(p, (tuple, list)) else p
+    return tuple(p) if isinstance(p, (tuple, list)) else (p,)
 
 
 def is_object_store(fs: fsspec.AbstractFileSystem) -> bool:
-    p = fs.protocol
-    return any(x in OBJECT_STORES for x in (p if isinstance(p, (tuple, list)) else (p,)))
+    return any(x in OBJECT_STORES for x in _protocols(fs))
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    """A local disk: pyarrow opens its paths itself (memory:// and the like go through fsspec)."""
+    return _protocols(fs)[0] in ("file", "local")
 
 
 def unstrip(fs: fsspec.AbstractFileSystem, path: str) -> str:
-    proto = _protocol(fs)
-    if proto in ("file", "local"):
+    if is_local(fs):
         return path
+    proto = _protocols(fs)[0]
     return f"{proto}://{path}" if "://" not in path else path
 
 
@@ -152,7 +155,7 @@ def rename(src: str, dst: str) -> None:
         fs.rm_file(s)
         return
     fs.makedirs(d.rsplit("/", 1)[0], exist_ok=True) if "/" in d else None
-    if _protocol(fs) in ("file", "local"):
+    if is_local(fs):
         os.replace(s, d)
     else:
         if fs.exists(d):

@@ -185,7 +185,7 @@ def _read_part(part: MapPart, columns: list[str] | None) -> pa.Table | None:
         return eio.read_parquet(part.path, columns)
     fs, p = eio.fs_and_path(part.path)
     if not eio.is_object_store(fs):
-        with (pq.ParquetFile(p) if _is_local(fs) else pq.ParquetFile(fs.open(p, "rb"))) as pf:
+        with (pq.ParquetFile(p) if eio.is_local(fs) else pq.ParquetFile(fs.open(p, "rb"))) as pf:
             return _row_groups(pf, part.partition, columns)
     if 0 < part.size <= WHOLE_READ_BYTES:  # a ranged GET of it all: no HEAD asking for its size
         with pq.ParquetFile(pa.BufferReader(fs.cat_file(p, start=0, end=part.size))) as pf:
@@ -200,9 +200,3 @@ def _row_groups(pf: pq.ParquetFile, partition: int, columns: list[str] | None) -
     index = json.loads((pf.metadata.metadata or {}).get(INDEX_KEY.encode(), b"{}"))
     groups = index.get(str(partition))
     return pf.read_row_groups(groups, columns=columns) if groups else None
-
-
-def _is_local(fs) -> bool:
-    """A local disk (pyarrow opens its paths itself); memory:// and the like go through fsspec."""
-    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
-    return any(p in ("file", "local") for p in protocols)
