@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from engine.partition_count import AUTO, DEFAULT_PARTITIONS
 from engine.registry import register  # noqa: F401 - operators import it from here
 
 if TYPE_CHECKING:
@@ -133,9 +134,14 @@ class Filter(Operator):
 class GlobalOperator(Operator):
     """A step that sees the whole corpus: map -> barrier (reduce) -> apply."""
 
-    #: Number of hash partitions the map output is shuffled into.
     def num_partitions(self) -> int:
-        return int(getattr(self.params, "partitions", 16))
+        """Number of hash partitions the map output is shuffled into: the `partitions` parameter,
+        which the plan has resolved when it said `auto` (engine.partition_count)."""
+        count = getattr(self.params, "partitions", DEFAULT_PARTITIONS)
+        if count == AUTO:
+            raise RuntimeError(f"{self.name}: partitions 'auto' not resolved: a job's plan "
+                               "(engine.plan.make_plan) turns it into a count before anything runs")
+        return int(count)
 
     def process(self, batch: pa.RecordBatch) -> Result:  # pragma: no cover - the engine calls phases
         raise TypeError(f"{self.name} is global: the engine runs map/reduce/apply, not process")

@@ -25,11 +25,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
-from pydantic import Field
 
 from engine.documents import ID, KEY, TEXT, set_column
 from engine.io import read_parquet, remove, write_parquet_atomic
 from engine.operator import GlobalOperator, Params, Resources, Result, register
+from engine.partition_count import DEFAULT_PARTITIONS, PartitionCount
 from engine.reduce import GlobalContext
 from engine.shuffle import PARTITION, read_map_parts
 from operators.dedup.clusters import COPIES, REMOVED
@@ -68,7 +68,7 @@ def content_hash(text: str | None) -> tuple[int, int] | None:
 
 
 class ExactDedupParams(Params):
-    partitions: int = Field(16, ge=1)
+    partitions: PartitionCount = DEFAULT_PARTITIONS
 
 
 @register
@@ -95,7 +95,7 @@ class ExactDedup(GlobalOperator):
         keys = batch.column(KEY).to_numpy(zero_copy_only=False).astype(np.uint64)[rows]
         return pa.table({"h1": pa.array(h1), "h2": pa.array(h2), KEY: pa.array(keys),
                          ID: batch.column(ID).take(pa.array(rows)).cast(pa.string()),
-                         PARTITION: pa.array((h1 % np.uint64(self.params.partitions)).astype(np.int32))})
+                         PARTITION: pa.array((h1 % np.uint64(self.num_partitions())).astype(np.int32))})
 
     # ---------------------------------------------------------------- reduce
     def reduce(self, ctx: GlobalContext) -> dict:

@@ -44,6 +44,7 @@ from pydantic import Field
 from engine.documents import ID, KEY, TEXT, set_column
 from engine.io import listdir_files, read_parquet, remove, write_parquet_atomic
 from engine.operator import GlobalOperator, Params, Resources, Result, register
+from engine.partition_count import DEFAULT_PARTITIONS, PartitionCount
 from engine.reduce import GlobalContext
 from engine.shuffle import PARTITION, read_map_parts, read_scattered, write_scattered
 from operators.dedup.components import write_by_shard
@@ -88,7 +89,7 @@ def line_hashes(text: str, min_chars: int) -> tuple[list[int], list[int]]:
 
 
 class LineDedupParams(Params):
-    partitions: int = Field(16, ge=1)
+    partitions: PartitionCount = DEFAULT_PARTITIONS
     min_line_chars: int = Field(0, ge=0)
 
 
@@ -127,7 +128,7 @@ class LineDedup(GlobalOperator):
             all_l.extend(idx)
             all_h.extend(hs)
         h = np.array(all_h, dtype=np.uint64)
-        part = (h % np.uint64(self.params.partitions)).astype(np.int32)
+        part = (h % np.uint64(self.num_partitions())).astype(np.int32)
         # the id on each document's first eligible line only
         firsts = np.cumsum(counts) - counts
         doc_of_row = np.full(len(h), -1, dtype=np.int64)

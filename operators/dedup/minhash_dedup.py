@@ -38,6 +38,7 @@ from pydantic import Field, model_validator
 from engine.documents import ID, KEY, TEXT, set_column
 from engine.io import fs_and_path, listdir_files, read_parquet, remove, rename
 from engine.operator import GlobalOperator, Params, Resources, Result, register
+from engine.partition_count import DEFAULT_PARTITIONS, PartitionCount
 from engine.reduce import GlobalContext
 from engine.shuffle import PARTITION, read_scattered, scatter_table
 from operators.dedup import components as cc
@@ -59,7 +60,7 @@ class MinHashParams(Params):
     bands: int | None = Field(None, ge=1)
     rows: int | None = Field(None, ge=1)
     seed: int = Field(1, ge=0)
-    partitions: int = Field(16, ge=1, le=65536)
+    partitions: PartitionCount = DEFAULT_PARTITIONS
     verify: bool = False
 
     @model_validator(mode="after")
@@ -134,7 +135,7 @@ class MinHashDedup(GlobalOperator):
             KEY: pa.array(keys[doc]),
             ID: batch.column(ID).take(pa.array(idx)).cast(pa.string()).take(first),
             WEIGHT: pa.array(weight).take(first),
-            PARTITION: pa.array((flat % np.uint64(p.partitions)).astype(np.int32)),
+            PARTITION: pa.array((flat % np.uint64(self.num_partitions())).astype(np.int32)),
         }
         if p.verify:
             s = np.ascontiguousarray(sig[idx])
