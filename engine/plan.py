@@ -14,7 +14,8 @@ from engine import io as eio
 from engine.discovery import find_inputs
 from engine.errors import JobError
 from engine.job import JobSpec
-from engine.splitting import WorkUnit, split_inputs, whole_files
+from engine.partition_count import recorded_counts, resolve_spec
+from engine.splitting import WorkUnit, file_sizes, split_inputs, whole_files
 
 WORK = "_work"
 
@@ -136,6 +137,8 @@ class JobPlan:
 
 def make_plan(spec: JobSpec, inputs: list[str] | None = None, out: str | None = None,
               packages: list[str] = ()) -> JobPlan:
+    """The plan of a run; its spec has every `partitions: auto` resolved (engine.partition_count),
+    so the driver and every worker build the same graph from it."""
     paths = inputs if inputs else spec.input.paths
     if not paths:
         raise JobError("input.paths: no input given (job file or -i)")
@@ -149,8 +152,16 @@ def make_plan(spec: JobSpec, inputs: list[str] | None = None, out: str | None = 
         found = find_inputs(paths, exclude=[out, *spec.dedup.against])
     except FileNotFoundError as e:
         raise JobError(f"input.paths: {e.args[0] if e.args else e}") from None
+    spec = resolve_spec(spec, lambda: sum(file_sizes(found.files)), recorded_counts(_started_job(out)))
     return JobPlan(spec=spec, inputs=found.files, out=out, fingerprint=fingerprint(spec, found.files),
                    packages=list(packages), skipped_inputs=found.skipped)
+
+
+def _started_job(out: str) -> dict | None:
+    """The resolved spec an existing output was started with (its job.json), so that a resume keeps
+    its partition counts whatever the input sizes say now; None for a new output."""
+    marker = WorkLayout(out).job_marker
+    return eio.read_json(marker).get("job") if eio.exists(marker) else None
 
 
 def fingerprint(spec: JobSpec, files: list[str]) -> str:

@@ -84,7 +84,7 @@ def run_reduce(plan: JobPlan, stage_index: int, op, parallel: Callable[[Callable
     ctx = GlobalContext(gdir.root, len(plan.inputs), op.num_partitions(), parallel, plan.inputs, plan.out,
                         plan.spec.dedup.against)
     t0 = time.perf_counter()
-    result = op.reduce(ctx) or {}
+    result = {"partitions": ctx.num_partitions, **(op.reduce(ctx) or {})}
     record = UnitStats(unit=unit, global_={op.name: result}, worker=worker_memory("driver"))
     record.op(op.name).seconds = time.perf_counter() - t0
     manifest.mark(unit, record.to_dict())

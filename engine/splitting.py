@@ -72,7 +72,7 @@ def split_inputs(spec: JobSpec, inputs: list[str]) -> list[WorkUnit]:
     target = spec.input.split_bytes or 0
     if target <= 0:
         return whole_files(inputs)
-    sizes = _sizes(inputs)
+    sizes = file_sizes(inputs)
     big: list[int] = []
     budget = SCAN_BUDGET
     for i in sorted((i for i, size in enumerate(sizes) if size > target), key=lambda i: (-sizes[i], i)):
@@ -95,7 +95,8 @@ def split_inputs(spec: JobSpec, inputs: list[str]) -> list[WorkUnit]:
     return units
 
 
-def _sizes(inputs: list[str]) -> list[int]:
+def file_sizes(inputs: list[str]) -> list[int]:
+    """Each file's size in bytes (0 when it cannot be listed: its reader reports why)."""
     def size(path: str) -> int:
         try:
             fs, p = eio.fs_and_path(path)

@@ -32,6 +32,8 @@ def plan_job(spec: dict[str, Any] | JobSpec, inputs: list[str] | None = None, ou
     if not inputs and not job.input.paths:
         inputs = default_inputs()
     plan = make_plan(job, inputs, out, PACKAGES)
+    if plan.spec is not job:  # partitions: auto resolved: the driver runs the graph the workers build
+        graph = validate_job(plan.spec)
     check_against(graph, plan)
     return plan, graph
 

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from engine.io import read_parquet
 from jobs.cli import app
-from jobs.dedup_cmd import auto_partitions, dedup_job
+from jobs.dedup_cmd import dedup_job
 from support import wikitext_words
 
 
@@ -23,7 +23,7 @@ def test_decant_dedup_command_end_to_end(shared_data, tmp_path):
             w[100] = "edited"
             f.write(json.dumps({"id": f"copy{i}", "text": " ".join(w)}) + "\n")
     spec = dedup_job([str(src)], str(tmp_path / "o"), bands=10, rows=11)
-    assert spec["pipeline"] == [{"minhash_dedup": {"threshold": 0.8, "ngram": 5, "num_perm": 112, "partitions": 1,
+    assert spec["pipeline"] == [{"minhash_dedup": {"threshold": 0.8, "ngram": 5, "num_perm": 112, "partitions": "auto",
                                                    "verify": False, "bands": 10, "rows": 11}}]
     out = tmp_path / "out"
     r = CliRunner().invoke(app, ["dedup", "-i", str(src), "-o", str(out), "--threshold", "0.8", "--ngram", "5",
@@ -36,14 +36,8 @@ def test_decant_dedup_command_end_to_end(shared_data, tmp_path):
         sorted((f"copy{i}", f"d{i}") for i in range(10))
 
 
-def test_partitions_follow_the_input_size(tmp_path):
-    """One partition per `bytes_per_partition` of input, at most 16; 16 when nothing can be listed."""
-    for i in range(3):
-        (tmp_path / f"p{i}.jsonl").write_text(json.dumps({"id": str(i), "text": "x" * 1000}) + "\n")
-    files = [str(tmp_path / f"p{i}.jsonl") for i in range(3)]
-    assert auto_partitions(files) == 1
-    size = sum((tmp_path / f"p{i}.jsonl").stat().st_size for i in range(3))
-    assert auto_partitions(files, bytes_per_partition=size // 3) == 3
-    assert auto_partitions(files, bytes_per_partition=1) == 16
-    assert auto_partitions([str(tmp_path / "missing-*.jsonl")]) == 16
+def test_partitions_auto_unless_given(tmp_path):
+    """`auto` (the plan resolves it from the input size: tests/engine/test_partition_count.py) unless given."""
+    files = [str(tmp_path / "p.jsonl")]
+    assert dedup_job(files, str(tmp_path / "o"))["pipeline"][0]["minhash_dedup"]["partitions"] == "auto"
     assert dedup_job(files, str(tmp_path / "o"), partitions=4)["pipeline"][0]["minhash_dedup"]["partitions"] == 4
