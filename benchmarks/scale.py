@@ -49,16 +49,20 @@ THRESHOLD = 0.8
 #: Memory a reduce task may use on the cluster (a Ray worker of 1 CPU and 4 GiB).
 TASK_BUDGET_MB = 4096
 BEFORE_MINHASH = ("langid", "unique_ids", "line_dedup", "quality")
+#: The two runs fit a reduce task's memory per document of its partition only when the large
+#: run's partitions hold at least this many times the small run's documents.
+FIT_MIN_SPREAD = 1.5
 
 
 def scale_job(workers: int = WORKERS) -> dict[str, Any]:
-    """langid -> line_dedup -> quality -> minhash_dedup with the default job's settings."""
+    """langid -> line_dedup -> quality -> minhash_dedup with the default job's settings (partitions
+    `auto`: from the input size, so a reduce task holds about as many documents in both runs)."""
     return {"name": "scale", "input": {"format": "parquet"},
             "output": {"format": "parquet", "partition_by": ["language"]},
             "pipeline": [{"langid": {"threshold": 0.5, "drop_unknown": True}},
-                         {"line_dedup": {"partitions": 16}},
+                         {"line_dedup": {"partitions": "auto"}},
                          {"quality": {"rules": ["gopher", "c4", "fineweb"], "c4": {"filter_no_terminal_punct": False}}},
-                         {"minhash_dedup": {"threshold": THRESHOLD, "ngram": 5, "num_perm": 112, "partitions": 16}}],
+                         {"minhash_dedup": {"threshold": THRESHOLD, "ngram": 5, "num_perm": 112, "partitions": "auto"}}],
             "executor": {"kind": "local", "workers": workers, "batch_size": 256}}
 
 
@@ -335,6 +339,7 @@ def summarize(res: dict[str, Any], workers: int) -> dict[str, Any]:
         "peak_rss_mb_per_worker": sorted(worker_peaks, reverse=True),
         "peak_rss_mb_driver": round(res["driver_peak_mb"], 1),
         "operators": ops, "global": st.get("global"),
+        "partitions": {name: g.get("partitions") for name, g in (st.get("global") or {}).items()},
         "work_bytes_per_doc": {k: round(v / docs, 1) for k, v in res["work_bytes"].items()},
         "map_bytes_per_doc": {k: round(v / docs, 1) for k, v in res["map_bytes"].items()},
         "reduce": _reduce_peaks(res["replay"]),
@@ -362,9 +367,14 @@ def extrapolate(s: dict[str, Any], small: dict[str, Any] | None, n: float = SNAP
         if sr and sr["above_base_mb_by_task"].get(fn) is not None:
             small_mb, small_dpp = sr["above_base_mb_by_task"][fn], small["documents"] / sr["partitions"]
             growth = round(big_mb / small_mb, 2) if small_mb > 0 else None
-            if dpp > small_dpp and big_mb > small_mb:  # memory = fixed + per document of the partition
+            # memory = fixed + per document of the partition, through the two runs' points when their
+            # partitions differ enough in documents (with `auto` they hold about the same: the slope
+            # through two close points is noise, so the fit stays through zero, an upper bound)
+            if dpp > FIT_MIN_SPREAD * small_dpp and big_mb > small_mb:
                 per_doc_mb = (big_mb - small_mb) / (dpp - small_dpp)
                 fixed, fit = big_mb - per_doc_mb * dpp, "two runs"
+            elif dpp <= FIT_MIN_SPREAD * small_dpp:
+                fit = f"through zero ({dpp:,.0f} vs {small_dpp:,.0f} documents per partition in the two runs)"
         base = r["task_base_mb"] + fixed
 
         def mem_mb(parts: int) -> float:
@@ -454,12 +464,14 @@ def run(quick: bool = True, args: list[str] | None = None) -> dict[str, Any]:
     figs: dict[str, Any] = {"documents": big["documents"], "wall_s": big["wall_s"],
                             "docs_per_s_per_core_cpu": big["docs_per_s_per_core_cpu"],
                             "docs_per_s_per_core_wall": big["docs_per_s_per_core_wall"],
-                            "peak_rss_mb_worker": big["peak_rss_mb_worker"], "peak_rss_mb_driver": big["peak_rss_mb_driver"]}
+                            "peak_rss_mb_worker": big["peak_rss_mb_worker"], "peak_rss_mb_driver": big["peak_rss_mb_driver"],
+                            "partitions": big["partitions"]}
     if small:
         figs["small_documents"] = small["documents"]
         figs["small_docs_per_s_per_core_cpu"] = small["docs_per_s_per_core_cpu"]
         figs["small_peak_rss_mb_worker"] = small["peak_rss_mb_worker"]
         figs["small_peak_rss_mb_driver"] = small["peak_rss_mb_driver"]
+        figs["small_partitions"] = small["partitions"]
         figs["peak_rss_ratio_worker"] = round(big["peak_rss_mb_worker"] / small["peak_rss_mb_worker"], 3)
         figs["peak_rss_ratio_driver"] = round(big["peak_rss_mb_driver"] / small["peak_rss_mb_driver"], 3)
         figs["peak_rss_bounded_1_5x"] = max(figs["peak_rss_ratio_worker"], figs["peak_rss_ratio_driver"]) <= 1.5
@@ -479,7 +491,8 @@ def run(quick: bool = True, args: list[str] | None = None) -> dict[str, Any]:
             rows.append({"documents": n, "step": name, "docs in": o["docs_in"], "docs out": o["docs_out"],
                          "cpu s": o["cpu_s"], "wall s": o["wall_s"], "docs/s cpu": o["docs_per_s_cpu"]})
         for name, red in r["reduce"].items():
-            rows.append({"documents": n, "step": f"reduce:{name}", "cpu s": round(red["tasks_cpu_s"] + red["driver_cpu_s"], 2),
+            rows.append({"documents": n, "step": f"reduce:{name}", "partitions": red["partitions"],
+                         "cpu s": round(red["tasks_cpu_s"] + red["driver_cpu_s"], 2),
                          "wall s": red["wall_s"], "largest task MB": red["largest_task_above_base_mb"]})
         rows.append({"documents": n, "step": "WHOLE JOB", "docs in": r["documents"], "docs out": r["kept"],
                      "cpu s": r["cpu_s"], "wall s": r["wall_s"], "docs/s cpu": r["docs_per_s_per_core_cpu"],
@@ -487,6 +500,8 @@ def run(quick: bool = True, args: list[str] | None = None) -> dict[str, Any]:
     notes = [
         f"job: {' -> '.join(next(iter(s)) for s in scale_job()['pipeline'])}; local executor, {opts.workers} workers, "
         f"{os.cpu_count()} CPUs; each job in a fresh process; corpus build/cache lookup (not timed) {build_s} s.",
+        "partitions (auto: one per engine.partition_count.BYTES_PER_PARTITION of input): " + "; ".join(
+            f"{n:,} documents {r['partitions']}" for n, r in sorted(runs.items())) + ".",
         "docs/s per core: cpu = documents / CPU seconds of the driver and its worker processes (user+system); "
         "wall = documents / (wall seconds x workers). Peak RSS: VmHWM of each worker process (stats.json) and of "
         "the job's driver process.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pyarrow.compute as pc
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from benchmarks import harness
 from benchmarks.corpora.scale_corpus import KINDS, scale_corpus
+from engine.partition_count import auto_count
 from jobs.cli import app
 
 BIG, SMALL = 1600, 800
@@ -51,9 +53,14 @@ def test_rates_and_memory_figures_are_computed_from_the_runs(report):
     assert f["peak_rss_ratio_worker"] == pytest.approx(big["peak_rss_mb_worker"] / small["peak_rss_mb_worker"], abs=1e-3)
     assert f["peak_rss_ratio_driver"] == pytest.approx(big["peak_rss_mb_driver"] / small["peak_rss_mb_driver"], abs=1e-3)
     assert f["peak_rss_bounded_1_5x"] == (max(f["peak_rss_ratio_worker"], f["peak_rss_ratio_driver"]) <= 1.5)
+    for run, n in ((big, BIG), (small, SMALL)):  # partitions: auto, from the run's input bytes
+        paths, _ = scale_corpus(n)
+        count = auto_count(sum(os.path.getsize(p) for p in paths))
+        assert {run["partitions"][k] for k in ("line_dedup", "minhash_dedup")} == {count}
+    assert f["partitions"] == big["partitions"] and f["small_partitions"] == small["partitions"]
     for name in ("line_dedup", "minhash_dedup"):
         red = big["reduce"][name]
-        assert red["partitions"] == 16 and red["tasks"] >= 16
+        assert red["partitions"] == big["partitions"][name] and red["tasks"] >= red["partitions"]
         assert red["largest_task_above_base_mb"] >= 0 and red["tasks_cpu_s"] > 0
         assert big["map_bytes_per_doc"][next(k for k in big["map_bytes_per_doc"] if k.endswith(name))] > 0
 
@@ -91,7 +98,7 @@ def test_extrapolation_is_printed_and_saved(report):
     for r in x["largest_reducer"].values():
         assert r["partitions_for_4gb_tasks"] >= r["at_job_partitions"]["partitions"]
         assert r["largest_reducer_gb_at_those"] <= r["at_job_partitions"]["largest_reducer_gb"]
-        assert math.log2(r["partitions_for_4gb_tasks"] / 16).is_integer()
+        assert math.log2(r["partitions_for_4gb_tasks"] / r["at_job_partitions"]["partitions"]).is_integer()
     assert data["extrapolation_text"] and data["extrapolation_text"][0].startswith("Extrapolation to 3e+09")
     assert "core-hours" in " ".join(output.split())
 
