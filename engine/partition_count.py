@@ -52,9 +52,9 @@ def _check(value: Any) -> int | str:
 PartitionCount = Annotated[int | str, PlainValidator(_check)]
 
 
-def auto_count(input_bytes: int, bytes_per_partition: int = BYTES_PER_PARTITION) -> int:
-    """The count `auto` means for this much input: one per `bytes_per_partition`, 1 to MAX_AUTO_PARTITIONS."""
-    return max(1, min(MAX_AUTO_PARTITIONS, math.ceil(max(0, input_bytes) / bytes_per_partition)))
+def auto_count(input_bytes: int) -> int:
+    """The count `auto` means for this much input: one per BYTES_PER_PARTITION, 1 to MAX_AUTO_PARTITIONS."""
+    return max(1, min(MAX_AUTO_PARTITIONS, math.ceil(max(0, input_bytes) / BYTES_PER_PARTITION)))
 
 
 def auto_steps(spec: JobSpec) -> list[int]:
