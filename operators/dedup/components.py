@@ -30,8 +30,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from engine.io import remove, write_parquet_atomic
-from engine.shuffle import read_scattered, scatter_table, write_scattered
+from engine.io import remove
+from engine.shuffle import read_scattered, scatter_table, write_scattered, write_work_table
 from operators.dedup.minhash import fmix64
 
 EDGE_SCHEMA = pa.schema([pa.field("u", pa.uint64()), pa.field("v", pa.uint64())])
@@ -70,7 +70,7 @@ def write_by_shard(table: pa.Table, keys: np.ndarray, out_dir: str, source: int)
     written = []
     for shard, rows in scatter_table(table, (np.asarray(keys, dtype=np.uint64) >> np.uint64(32)).astype(np.int64)):
         path = f"{out_dir}/shard-{shard:06d}/part-{source:05d}.parquet"
-        write_parquet_atomic(rows, path)
+        write_work_table(rows, path)
         written.append((shard, path))
     return written
 

@@ -24,8 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine.documents import ID, KEY
-from engine.io import write_parquet_atomic
-from engine.shuffle import read_map_parts, read_scattered, write_scattered
+from engine.shuffle import read_map_parts, read_scattered, write_scattered, write_work_table
 from operators.dedup import components as cc
 from operators.dedup.clusters import CLUSTER_SIZE, REMOVED
 from operators.dedup.index import KEPT_ID, KEPT_IN, IndexTable, kept_in_column, origin_codes, read_parts, write_part
@@ -256,7 +255,7 @@ def select_kept_task(args: tuple) -> dict:
     per_row = np.repeat(np.arange(len(roots)), np.diff(np.append(first, len(u)))) if len(u) else np.zeros(0, np.int64)
     row_code = code[per_row]
     out["removed_previous"] = int(np.count_nonzero(row_code != 0))
-    write_parquet_atomic(pa.table({"id": uid, "cluster_id": pa.array(kept_key[per_row]),
+    write_work_table(pa.table({"id": uid, "cluster_id": pa.array(kept_key[per_row]),
                                    KEPT_ID: kept_ids.take(pa.array(per_row)),
                                    KEPT_IN: kept_in_column(row_code, names)}, schema=DUPLICATES_SCHEMA),
                          f"{work}/dups/part-{q:05d}.parquet")

@@ -73,37 +73,44 @@ def tokenize(text: str) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray
 def tokenize_utf8(raw: bytes, ascii_only: bool = False) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
     """`tokenize` of UTF-8 bytes (what an Arrow string column holds, no decoding needed).
 
-    ASCII is normalised on bytes (`bytes.translate`: lowercase, non-word -> space, digit -> 0);
-    the words that still hold non-ASCII bytes get `str.lower` plus a regex for non-ASCII non-word
-    characters. When they are few (Latin-script text) only they are decoded, joined with a
-    marker, and spliced back in place; when they are many, the whole translated text is decoded
-    and normalised at once (the same words: every step works inside one space-delimited word,
-    so the result of a document does not depend on the documents batched with it either).
+    ASCII is normalised on bytes (`bytes.translate`: lowercase, non-word -> space, digit -> 0).
+    Non-ASCII characters are normalised in place on the UTF-8 bytes by a table over the Basic
+    Multilingual Plane (`_bmp_normal`: each code point's lowercase, or spaces for a non-word
+    character, whenever that keeps the character's UTF-8 length), numpy decoding and re-encoding
+    only the non-ASCII characters. The few words holding a character the table cannot map (Σ,
+    whose lowercase depends on its word; İ and the other characters whose lowercase has another
+    length; astral characters) get `str.lower` plus the regex for non-ASCII non-word characters
+    as whole words, and are spliced back in place. Every step works inside one space-delimited
+    word (a space is neither cased nor case-ignorable, so not even Σ looks across it): the words
+    are those of normalising the whole decoded text, and a document's words do not depend on the
+    documents batched with it.
     """
     nb = raw.translate(_ASCII_TABLE)
     arr = np.frombuffer(nb, dtype=np.uint8)
-    starts, lens = _split(arr)
-    if ascii_only:
-        return [nb], np.zeros(len(starts), np.int8), starts, lens
-    # the words holding a non-ASCII byte: from those bytes' positions when they are few, else
-    # from a running count of them differenced per word (a sort of millions of positions is slow)
-    is_high = arr >= 128
-    hp = np.flatnonzero(is_high)
-    if len(hp) == 0:
-        return [nb], np.zeros(len(starts), np.int8), starts, lens
-    if len(hp) < len(starts):
-        flagged = np.unique(np.searchsorted(starts, hp, side="right") - 1)
-    else:
-        high = np.zeros(len(arr) + 1, dtype=np.int32)
-        np.cumsum(is_high, out=high[1:])
-        flagged = np.flatnonzero(high[starts + lens] != high[starts])
-    if 4 * len(flagged) > len(starts):  # mostly non-ASCII words: one pass over the whole text
+    mapped = arr if ascii_only else _map_non_ascii(nb)
+    if mapped is None:  # not well-formed UTF-8 as numpy reads it: the codec decodes it all (or raises)
         fixed = _normalize_non_ascii(nb.decode("utf-8", "surrogatepass").lower()).translate(_ASCII_TABLE)
         st, ln = _split(np.frombuffer(fixed, dtype=np.uint8))
         return [fixed], np.zeros(len(st), np.int8), st, ln
-    fs, fl = starts[flagged].tolist(), lens[flagged].tolist()
-    chunk = b" \x03 ".join([nb[x:x + n] for x, n in zip(fs, fl)]).decode("utf-8", "surrogatepass")
-    fixed = _NONASCII_NONWORD.sub(" ", chunk.lower()).encode("utf-8", "surrogatepass").translate(_ASCII_TABLE_3)
+    if isinstance(mapped, np.ndarray):  # all ASCII
+        starts, lens = _split(arr)
+        return [nb], np.zeros(len(starts), np.int8), starts, lens
+    out, ws, we = mapped
+    starts, lens = _split(out)
+    normal = out.tobytes()
+    if len(ws) == 0:
+        return [normal], np.zeros(len(starts), np.int8), starts, lens
+    return _splice_words(nb, normal, starts, lens, ws, we)
+
+
+def _splice_words(orig: bytes, nb: bytes, starts: np.ndarray, lens: np.ndarray, ws: np.ndarray,
+                  we: np.ndarray) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
+    """The words (starts, lens) of `nb` with its k-th \\x03 marker word replaced by the words
+    orig[ws[k]:we[k]] normalises to (str.lower, the regex, the ASCII table), in place."""
+    arr = np.frombuffer(nb, dtype=np.uint8)
+    flagged = np.flatnonzero((lens == 1) & (arr[starts] == 3))
+    assert len(flagged) == len(ws)
+    fixed = b" \x03 ".join(_normalize_words(orig, ws, we))
     farr = np.frombuffer(fixed, dtype=np.uint8)
     s2, l2 = _split(farr)
     marker = (l2 == 1) & (farr[s2] == 3)
@@ -122,6 +129,116 @@ def tokenize_utf8(raw: bytes, ascii_only: bool = False) -> tuple[list[bytes], np
     st[pos] = s2
     ln[pos] = l2
     return [nb, fixed], buf, st, ln
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Every index of the ranges [starts[k], ends[k]), concatenated."""
+    n = ends - starts
+    return np.repeat(starts - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+
+
+def _map_non_ascii(nb: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray] | np.ndarray | None:
+    """The non-ASCII characters of ASCII-normalised UTF-8 bytes normalised by `_bmp_normal`.
+
+    Returns `arr` itself when it has no non-ASCII byte; None when its bytes are not well-formed
+    UTF-8 sequences; else (a new uint8 array, starts, ends): the words of arr holding a character
+    the table does not map, [start, end) each, are one \\x03 (never in translated text) and
+    spaces in the new array."""
+    arr = np.frombuffer(nb, dtype=np.uint8)
+    n_high = int(np.count_nonzero(arr >= 0x80))
+    if n_high == 0:
+        return arr
+    lead = np.flatnonzero(arr >= 0xC0)
+    b0 = arr[lead]
+    n_cont = (b0 >= 0xE0).view(np.int8) + (b0 >= 0xF0).view(np.int8) + 1  # continuation bytes: 1-3
+    if len(lead) + int(n_cont.sum(dtype=np.int64)) != n_high or int(lead[-1]) + int(n_cont[-1]) >= len(arr):
+        return None
+    padded = np.concatenate([arr, np.zeros(3, np.uint8)])
+    b1, b2, b3 = padded[lead + 1], padded[lead + 2], padded[lead + 3]
+    # with the count above, continuation bytes wherever each lead says: well-formed sequences
+    if not (((b1 & 0xC0) == 0x80).all() and (((b2 & 0xC0) == 0x80) | (n_cont < 2)).all()
+            and (((b3 & 0xC0) == 0x80) | (n_cont < 3)).all()):
+        return None
+    x1 = (b1 & 0x3F).astype(np.uint32)
+    v2 = ((b0 & 0x1F).astype(np.uint32) << 6) | x1
+    v3 = ((b0 & 0x0F).astype(np.uint32) << 12) | (x1 << 6) | (b2 & 0x3F)
+    # astral characters (and an overlong 3-byte form, for the codec to judge) are 0: not mapped
+    cp = np.where(n_cont == 1, v2, np.where((n_cont == 2) & (v3 >= 0x800), v3, 0))
+    new = _bmp_normal()[cp]
+    out = padded[:len(arr)].copy()
+    changed = np.flatnonzero(new != cp)  # lowercased or non-word (0 and unmapped: see below)
+    p, v, size = lead[changed], new[changed], n_cont[changed] + 1
+    for k in (2, 3):  # a lowercase of the same length
+        sel = (size == k) & (v >= 0x80)
+        q, w = p[sel], v[sel]
+        out[q] = ((0xC0 if k == 2 else 0xE0) | (w >> (6 * (k - 1)))).astype(np.uint8)
+        for j in range(1, k):
+            out[q + j] = (0x80 | ((w >> (6 * (k - 1 - j))) & 0x3F)).astype(np.uint8)
+    q, n = p[v == 32], size[v == 32]  # a non-word character: spaces
+    for j in range(4):
+        out[q[n > j] + j] = 32
+    bad = lead[new == 0]
+    if len(bad) == 0:
+        return out, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    ws, we = _words_around(nb, arr, bad)
+    slots = (we - ws).tolist()
+    pieces = _normalize_words(nb, ws, we)
+    if all(len(x) <= n for x, n in zip(pieces, slots)):  # written in place, padded with spaces
+        out[_ranges(ws, we)] = np.frombuffer(b"".join(x.ljust(n) for x, n in zip(pieces, slots)), np.uint8)
+        return out, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    out[_ranges(ws, we)] = 32  # a word grew (Ⱥ -> ⱥ is 2 bytes -> 3): spliced in after the split
+    out[ws] = 3
+    return out, ws, we
+
+
+def _normalize_words(data: bytes, ws: np.ndarray, we: np.ndarray) -> list[bytes]:
+    """The normalisation of each word data[ws[k]:we[k]] of ASCII-normalised UTF-8: str.lower, the
+    regex for non-ASCII non-word characters, the ASCII table; all words in one pass, split apart
+    at a marker."""
+    chunk = b" \x03 ".join([data[x:y] for x, y in zip(ws.tolist(), we.tolist())]).decode("utf-8", "surrogatepass")
+    fixed = _NONASCII_NONWORD.sub(" ", chunk.lower()).encode("utf-8", "surrogatepass").translate(_ASCII_TABLE_3)
+    return fixed.split(b" \x03 ")
+
+
+def _words_around(data: bytes, arr: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the space-delimited words of `data` (`arr`: its bytes as numpy) holding
+    the positions `pos` (ascending), each word once. Few positions: a search from each; many: from
+    all the spaces."""
+    if len(pos) * 64 < len(arr):
+        ws, we = [], []
+        for x in pos.tolist():
+            if we and x < we[-1]:
+                continue
+            ws.append(data.rfind(b" ", 0, x) + 1)
+            e = data.find(b" ", x)
+            we.append(len(data) if e < 0 else e)
+        return np.array(ws, np.int64), np.array(we, np.int64)
+    sp = np.concatenate([[-1], np.flatnonzero(arr == 32), [len(arr)]])
+    ws = np.unique(sp[np.searchsorted(sp, pos) - 1] + 1)
+    return ws, sp[np.searchsorted(sp, ws)]
+
+
+@lru_cache(maxsize=1)
+def _bmp_normal() -> np.ndarray:
+    """What normalisation makes of each non-ASCII BMP code point when that is one code point of
+    the same UTF-8 length: its lowercase, or 32 (spaces) when that is not a word character (\\w);
+    0 where it is not (Σ, whose lowercase depends on its word; İ and the others whose lowercase is
+    longer, shorter or two characters; surrogates) and below 0x80. Built in ~20 ms."""
+    cps = np.arange(0x80, 0x10000)
+    cps = cps[((cps < 0xD800) | (cps >= 0xE000)) & (cps != 0x3A3)]
+    lows = [chr(c).lower() for c in cps.tolist()]
+    lo = np.array([ord(x) if len(x) == 1 else 0 for x in lows], dtype=np.uint32)
+    same_length = (lo >= 0x80) & ((lo >= 0x800) == (cps >= 0x800))
+    # \w of each lowercase, by one regex pass over them all (each a single code point here)
+    joined = "".join(chr(c) for c in np.where(same_length, lo, 0x61).tolist())
+    word = np.frombuffer(_NON_WORD_CHAR.sub("\x00", joined).encode("utf-32-le"), dtype=np.uint32) != 0
+    t = np.zeros(0x10000, dtype=np.uint32)
+    t[cps[same_length]] = np.where(word, lo, 32)[same_length]
+    t.flags.writeable = False
+    return t
+
+
+_NON_WORD_CHAR = re.compile(r"\W")
 
 
 @lru_cache(maxsize=1)
@@ -216,8 +333,8 @@ def word_hashes(texts: Sequence[str] | pa.Array | pa.ChunkedArray) -> tuple[np.n
         st0[sub], ln0[sub] = 0, 1
         h = hash_words(bufs[0], st0, ln0)
         h[sub] = hash_words(bufs[1], st[sub], ln[sub])
-    one = np.flatnonzero(ln == 1)
-    sent = one[(buf[one] == 0) & (np.frombuffer(bufs[0], np.uint8)[st[one]] == 2)]
+    one = np.flatnonzero((ln == 1) & (buf == 0))
+    sent = one[np.frombuffer(bufs[0], np.uint8)[st[one]] == 2]
     assert len(sent) == n
     # remove sentinels; doc d's words lie between sentinel d and sentinel d+1
     keep = np.ones(len(h), dtype=bool)

@@ -134,3 +134,25 @@ def test_non_ascii_text_normalises_the_same_whole_or_word_by_word(shared_data):
         assert (mixed[0][:mixed[1][1]] == whole[0]).all()
         pattern = re.compile(r"[^\w\x00-\x7f]+")
         assert M._normalize_non_ascii(d.lower()).decode().split() == pattern.sub(" ", d.lower()).split()
+
+
+def test_non_ascii_table_gives_the_words_of_lower_and_the_regex(shared_data):
+    """The in-place table over UTF-8 bytes gives the words str.lower + the regex give on the whole
+    decoded text: real text of many scripts, and the characters the table leaves to str.lower
+    (Σ in every context, İ, the Kelvin sign, Ⱥ whose lowercase is longer, astral, a surrogate)."""
+    import re
+    import xxhash
+    pattern = re.compile(r"[^\w\x00-\x7f]+")
+    langs = ["ru", "el", "ja", "ar", "hi", "de", "tr", "vi", "ko", "th"]
+    docs = [" ".join((shared_data / "text" / "lingua" / f"{lang}.txt").read_text(encoding="utf-8").splitlines()[:40])
+            for lang in langs]
+    rng = random.Random(5)
+    tricky = ["Σ", "ΑΣ", "ΑΣ’Β", "ΟΔΟΣ.Α", "ΣΑΣ.", "İstanbul", "\u212a", "Ⱥb", "ǅ", "𝔘𝔫𝔦", "😀x", "’", "\u0301",
+              "ẞ", "\ud800", "Ab", "x"]
+    docs += ["".join(rng.choice(tricky) + rng.choice([" ", "", "-"]) for _ in range(60)) for _ in range(20)]
+    for d in docs:
+        raw = d.encode("utf-8", "surrogatepass").translate(M._ASCII_TABLE)
+        ref = pattern.sub(" ", raw.decode("utf-8", "surrogatepass").lower()).encode("utf-8", "surrogatepass")
+        words = ref.translate(M._ASCII_TABLE).split()
+        h, off = M.word_hashes([d])
+        assert h.tolist() == [xxhash.xxh3_64_intdigest(w) for w in words], d[:80]
