@@ -25,10 +25,11 @@ class Worker:
 _PROCESS_WORKER: Worker | None = None
 
 
-def start_process_worker(plan: JobPlan) -> None:
-    """Pool initializer: build this process's worker (its graph) once."""
+def start_process_worker(plan: JobPlan, graph: Graph | None = None) -> None:
+    """Pool initializer: build this process's worker (its graph) once, or take the graph a forked
+    process inherited from the driver."""
     global _PROCESS_WORKER
-    _PROCESS_WORKER = Worker(plan)
+    _PROCESS_WORKER = Worker(plan, graph)
 
 
 def run_shard_in_process(stage: int, shard: int) -> UnitStats:

@@ -25,9 +25,9 @@ def validate_job(spec: dict[str, Any] | JobSpec) -> Graph:
     return Graph(spec if isinstance(spec, JobSpec) else parse_job(spec), PACKAGES)
 
 
-def plan_job(spec: dict[str, Any] | JobSpec, inputs: list[str] | None = None, out: str | None = None
-             ) -> tuple[JobPlan, Graph]:
-    graph = validate_job(spec)  # before anything runs
+def plan_job(spec: dict[str, Any] | JobSpec, inputs: list[str] | None = None, out: str | None = None,
+             graph: Graph | None = None) -> tuple[JobPlan, Graph]:
+    graph = graph or validate_job(spec)  # before anything runs
     job = graph.spec
     if not inputs and not job.input.paths:
         inputs = default_inputs()
@@ -68,14 +68,14 @@ def run_job(spec: dict[str, Any] | JobSpec, *, inputs: list[str] | None = None, 
             on_done: Callable[[UnitStats], None] | None = None, on_plan: Callable | None = None,
             keep_work: bool = False) -> dict[str, Any]:
     """Run a job to completion (resuming into an existing output) and return its stats.json."""
-    plan, graph = plan_job(spec, inputs, out)
-    job = plan.spec
-    kind = executor or job.executor.kind
-    nworkers = workers or job.executor.workers
+    graph = validate_job(spec)
+    job = graph.spec
+    # the executor first: a local pool's forkserver (if it needs one) imports while the driver plans
+    ex = make_executor(executor or job.executor.kind, workers or job.executor.workers, job, address)
+    plan, graph = plan_job(job, inputs, out, graph)
     prepare_output(plan)
     if on_plan:
         on_plan(plan, graph)
     t0 = time.perf_counter()
-    ex = make_executor(kind, nworkers, job, address)
     ex.run(plan, graph, on_done)
     return finish(plan, graph, time.perf_counter() - t0, keep_work=keep_work).to_dict()

@@ -66,6 +66,30 @@ class FailFirstShard(Filter):
 
 
 @register
+class KillWorkerOnce(Filter):
+    """Test operator: the first pool worker to run it kills its own process (as the OOM killer
+    would), once per `marker` file; it never kills a driver running units in-process."""
+
+    name = "test_kill_worker_once"
+
+    class Params(Filter.Params):
+        marker: str
+        #: The environment variable this worker must see with value "1" (the driver's, at run time).
+        needs_env: str = ""
+
+    def decide(self, batch):
+        import multiprocessing
+        import os
+        import signal
+        if self.params.needs_env and os.environ.get(self.params.needs_env) != "1":
+            raise RuntimeError(f"worker does not see the driver's {self.params.needs_env}")
+        if multiprocessing.parent_process() is not None and not os.path.exists(self.params.marker):
+            open(self.params.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return np.ones(batch.num_rows, dtype=bool), np.full(batch.num_rows, "", dtype=object)
+
+
+@register
 class LosesRows(Filter):
     """Test operator that breaks the contract: filters the batch itself instead of returning a mask."""
 

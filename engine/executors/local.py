@@ -2,12 +2,13 @@
 
 Shards of a stage are handed to a process pool whose processes each build the job's worker once
 (engine.worker.start_process_worker), so models load once per process and stay loaded across
-shards and stages. A worker that dies (killed, out of memory) breaks the pool: the pool is rebuilt
-and the unfinished shards are retried, up to max_retries; finished shards are safe in the manifest.
+shards and stages. Workers are forked from the driver when it runs no other thread (they start
+with its imports and graph in milliseconds), else from a forkserver (engine.executors.pool_start).
+A worker that dies (killed, out of memory) breaks the pool: the pool is rebuilt and the
+unfinished shards are retried, up to max_retries; finished shards are safe in the manifest.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import threading
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
+from engine.executors.pool_start import pool_context, prestart_forkserver, worker_env
 from engine.graph import Graph
 from engine.plan import JobPlan
 from engine.stages import pending_shards, run_stages
@@ -22,16 +24,33 @@ from engine.stats import UnitStats
 from engine.worker import Worker, run_shard_in_process, start_process_worker
 
 
-def _start_pool_process(ppid: int, plan: JobPlan | None) -> None:
+def _start_pool_process(ppid: int, plan: JobPlan | None, graph: Graph | None = None,
+                        env: dict[str, str] | None = None) -> None:
     """Pool initializer: end this process when the driver is gone (a killed driver otherwise leaves
-    its workers running, racing the resumed job), then build the job's worker."""
+    its workers running, racing the resumed job), then build the job's worker. `graph`: the
+    driver's own (a forked worker inherits it); `env`: the driver's environment now (a forkserver's
+    workers would otherwise have the one it had when the server started)."""
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    parent = os.getppid()  # the driver, or a forkserver, which ends when the driver does
+
+    def driver_alive() -> bool:
+        try:
+            os.kill(ppid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+
     def watch() -> None:
-        while os.getppid() == ppid:
+        while os.getppid() == parent and driver_alive():
             time.sleep(0.5)
         os._exit(1)
     threading.Thread(target=watch, daemon=True, name="decant-parent-watch").start()
     if plan is not None:
-        start_process_worker(plan)
+        start_process_worker(plan, graph)
 
 
 class LocalExecutor:
@@ -43,12 +62,22 @@ class LocalExecutor:
         self._pool: ProcessPoolExecutor | None = None
         self._plan: JobPlan | None = None
         self._inline: Worker | None = None
+        self._graph: Graph | None = None
+        if self.workers > 1:
+            prestart_forkserver()  # its imports overlap the driver's planning (no-op when forking)
 
     # -- pool management
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_start_pool_process, initargs=(os.getpid(), self._plan))
+            ctx = pool_context()
+            forked = ctx.get_start_method() == "fork"
+            # a forked worker takes the driver's graph unless the driver set an operator up (a reduce
+            # may have: its state, e.g. a helper process, is the driver's own)
+            fresh = self._graph is not None and not any(getattr(op, "_ready", False) for op in self._graph.operators)
+            graph = self._graph if forked and fresh else None
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=ctx, initializer=_start_pool_process,
+                initargs=(os.getpid(), self._plan, graph, None if forked else worker_env()))
         return self._pool
 
     def _reset_pool(self) -> None:
@@ -109,7 +138,7 @@ class LocalExecutor:
         on_done = on_done or (lambda rec: None)
         if any(p.startswith("memory://") for p in [plan.out, *plan.inputs]):
             self.workers = 1  # memory:// lives in one process: worker processes would not see it
-        self._plan = plan
+        self._plan, self._graph = plan, graph
         self._inline = Worker(plan, graph) if self.workers == 1 else None
         try:
             run_stages(plan, graph, self.run_stage, self.parallel, on_done)

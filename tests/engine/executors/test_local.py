@@ -1,6 +1,7 @@
 """The local executor's process pool: its workers do not outlive a killed driver."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,3 +47,58 @@ def _ppid(proc: Path) -> int:
     except OSError:
         pass
     return -1
+
+
+def _lines_input(tmp_path, files: int = 4, docs: int = 60) -> list[str]:
+    src = []
+    for s in range(files):
+        p = tmp_path / f"in-{s}.jsonl"
+        p.write_text("".join(json.dumps({"id": f"{s}-{i:03d}", "text": f"text {s} {i}"}) + "\n" for i in range(docs)))
+        src.append(str(p))
+    return src
+
+
+def _kill_job(marker: Path, needs_env: str = "") -> dict:
+    return {"plugins": ["decant_test_plugins"], "executor": {"batch_size": 10},
+            "pipeline": [{"test_kill_worker_once": {"marker": str(marker), "needs_env": needs_env}}]}
+
+
+def test_a_killed_worker_is_replaced_and_its_unit_redone(tmp_path):
+    # the pool is rebuilt (forked or from the forkserver) and the output is the one a single
+    # in-process worker writes (which the operator never kills)
+    from jobs.runjob import run_job
+    from operators.writers import read_documents
+    src = _lines_input(tmp_path)
+    marker = tmp_path / "killed"
+    two = run_job(_kill_job(marker), inputs=src, out=str(tmp_path / "two"), workers=2)
+    assert marker.exists()  # a worker did die
+    one = run_job(_kill_job(tmp_path / "never"), inputs=src, out=str(tmp_path / "one"), workers=1)
+    assert two["total"]["documents_kept"] == one["total"]["documents_kept"] == 240
+    assert two["total"]["accounting_ok"]
+    key = [("id", "ascending")]
+    assert read_documents(str(tmp_path / "two")).select(["id", "text"]).sort_by(key).equals(
+        read_documents(str(tmp_path / "one")).select(["id", "text"]).sort_by(key))
+
+
+def test_a_driver_with_other_threads_starts_workers_from_a_forkserver(tmp_path, monkeypatch):
+    # a fork would copy the locks of the other thread (a progress display, Ray's client): the
+    # workers come from a forkserver, and they see the driver's environment as it is now
+    import threading
+
+    from engine.executors import pool_start
+    from jobs.runjob import run_job
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        assert not pool_start.fork_is_safe()
+        assert pool_start.pool_context().get_start_method() == "forkserver"
+        pool_start.prestart_forkserver()
+        monkeypatch.setenv("DECANT_TEST_DRIVER_ENV", "1")  # set after the server started
+        marker = tmp_path / "killed"
+        stats = run_job(_kill_job(marker, "DECANT_TEST_DRIVER_ENV"), inputs=_lines_input(tmp_path),
+                        out=str(tmp_path / "o"), workers=2)
+    finally:
+        stop.set()
+    assert marker.exists()
+    assert stats["total"]["documents_kept"] == 240 and stats["total"]["accounting_ok"]
