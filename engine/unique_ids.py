@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 
 from engine.documents import ID, KEY
 from engine.operator import GlobalOperator, Params, Result
@@ -32,8 +31,7 @@ class UniqueIds(GlobalOperator):
 
     def map(self, batch: pa.RecordBatch) -> pa.Table | None:
         ids = batch.column(ID).cast(pa.string())
-        h = np.fromiter((xxhash.xxh3_64_intdigest(i.encode("utf-8", "surrogatepass")) if i is not None else 0
-                         for i in ids.to_pylist()), dtype=np.uint64, count=len(ids))
+        h = string_hashes(ids)
         return pa.table({ID: ids, KEY: batch.column(KEY),
                          PARTITION: pa.array((h % np.uint64(self.params.partitions)).astype(np.int32))})
 
@@ -59,7 +57,7 @@ def _repeats_in_partition(parts: list[MapPart]) -> np.ndarray:
     t = read_map_parts(parts, [ID, KEY])
     if t is None:
         return np.zeros(0, np.uint64)
-    t = t.filter(pc.is_valid(pc.field(ID)))
+    t = t.filter(t.column(ID).is_valid())  # an array mask: an expression would load pyarrow's acero engine
     if t.num_rows == 0:
         return np.zeros(0, np.uint64)
     t = t.take(pc.sort_indices(t, sort_keys=[(ID, "ascending"), (KEY, "ascending")]))
@@ -68,3 +66,39 @@ def _repeats_in_partition(parts: list[MapPart]) -> np.ndarray:
     if t.num_rows > 1:
         same[1:] = pc.equal(ids.slice(1), ids.slice(0, t.num_rows - 1)).to_numpy(zero_copy_only=False)
     return t.column(KEY).to_numpy()[same].astype(np.uint64)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """murmur3's 64-bit finaliser, in place."""
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB93FE53C4E63)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+def string_hashes(col: pa.Array) -> np.ndarray:
+    """A 64-bit hash of every string of a string column (0 for a null), in a few numpy passes over
+    the column's bytes (no Python string per row): the sum over its bytes of a mix of (position,
+    byte), with the length, mixed again. It only spreads ids over partitions: a repeated id lands
+    in one partition whatever the function, so any deterministic one gives the same repeats."""
+    col = col.cast(pa.large_string())
+    n = len(col)
+    off = np.frombuffer(col.buffers()[1], dtype=np.int64, count=n + 1, offset=8 * col.offset)
+    buf = col.buffers()[2]
+    data = np.frombuffer(buf, dtype=np.uint8)[off[0]:off[-1]] if buf is not None else np.zeros(0, np.uint8)
+    lens = np.diff(off)
+    starts = off[:-1] - off[0]
+    h = np.zeros(n, np.uint64)
+    with np.errstate(over="ignore"):
+        if len(data):
+            pos = np.arange(len(data), dtype=np.int64) - np.repeat(starts, lens)
+            terms = _mix((pos.astype(np.uint64) << np.uint64(8)) | data)
+            nonempty = lens > 0
+            h[nonempty] = np.add.reduceat(terms, starts[nonempty])
+        h ^= lens.astype(np.uint64) << np.uint64(40)
+        _mix(h)
+    if col.null_count:
+        h[~np.asarray(col.is_valid())] = 0
+    return h

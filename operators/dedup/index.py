@@ -26,8 +26,10 @@ import os
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from engine.io import exists, listdir_files, read_json, read_parquet, remove, write_json_atomic, write_parquet_atomic
+from engine.io import (exists, listdir_files, read_json, read_parquet, remove, write_bytes_atomic, write_json_atomic,
+                       write_parquet_atomic)
 from operators.dedup.components import node_partition
 
 INDEX = "index"
@@ -86,9 +88,14 @@ class IndexWriter:
 
 
 def write_part(root: str, table: IndexTable, q: int, rows: pa.Table) -> None:
-    """Partition q of a table (nothing is written for no rows: a missing part reads as empty)."""
+    """Partition q of a table (nothing is written for no rows: a missing part reads as empty).
+    Dictionaries only for the columns that are not 64-bit keys or hashes: on random uint64 one
+    cost ~7x the write (360k bucket rows: 190 ms, 25 ms without) and made the file larger."""
     if rows.num_rows:
-        write_parquet_atomic(rows, part_path(root, table.name, q))
+        buf = pa.BufferOutputStream()
+        pq.write_table(rows, buf, compression="zstd", use_dictionary=[
+            f.name for f in rows.schema if not (pa.types.is_integer(f.type) and f.type.bit_width == 64)])
+        write_bytes_atomic(buf.getvalue().to_pybytes(), part_path(root, table.name, q))
 
 
 class EarlierIndex:
