@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.partition_count import auto_count
 from operators.paths import REPO_ROOT
 
 DESCRIPTION = ("2M documents (real text, injected near-duplicates and repeated lines) through langid, line_dedup, "
@@ -358,6 +359,9 @@ def extrapolate(s: dict[str, Any], small: dict[str, Any] | None, n: float = SNAP
     shuffle = {k: round(v * n / 1e12, 2) for k, v in s["map_bytes_per_doc"].items()}
     work = {k: round(v * n / 1e12, 2) for k, v in s["work_bytes_per_doc"].items()}
     reducers = {}
+    # what `partitions: auto` gives the snapshot's input (Parquet of this corpus' bytes per document)
+    per_doc_bytes = (s.get("corpus") or {}).get("parquet_bytes_per_doc")
+    auto_parts = auto_count(int(per_doc_bytes * n)) if per_doc_bytes else None
     for name, r in s["reduce"].items():
         if r["largest_task_above_base_mb"] is None:
             continue
@@ -385,6 +389,8 @@ def extrapolate(s: dict[str, Any], small: dict[str, Any] | None, n: float = SNAP
         reducers[name] = {"largest_task": fn, "mb_per_doc_in_partition": round(per_doc_mb, 6), "fixed_mb": round(base, 1),
                           "fit": fit, "at_job_partitions": {"partitions": r["partitions"],
                                                             "largest_reducer_gb": round(mem_mb(r["partitions"]) / 1024, 1)},
+                          "at_auto_partitions": auto_parts and {
+                              "partitions": auto_parts, "largest_reducer_gb": round(mem_mb(auto_parts) / 1024, 1)},
                           "partitions_for_4gb_tasks": parts, "largest_reducer_gb_at_those": round(mem_mb(parts) / 1024, 2),
                           "task_growth_vs_small_run": growth, "documents_ratio_vs_small_run":
                           round(docs / small["documents"], 2) if small else None}
@@ -416,7 +422,10 @@ def extrapolation_text(x: dict[str, Any]) -> list[str]:
         lines.append(f"  largest {name} reducer ({r['largest_task']}): {r['fixed_mb']:,.0f} MB + "
                      f"{r['mb_per_doc_in_partition'] * 2**20:,.0f} bytes per document of its partition (fit: {r['fit']}) "
                      f"-> {r['at_job_partitions']['largest_reducer_gb']:,} GB with the job's "
-                     f"{r['at_job_partitions']['partitions']} partitions; {r['partitions_for_4gb_tasks']:,} partitions "
+                     f"{r['at_job_partitions']['partitions']} partitions"
+                     + (f", {r['at_auto_partitions']['largest_reducer_gb']:,} GB with the {r['at_auto_partitions']['partitions']:,} "
+                        "that auto gives the snapshot" if r["at_auto_partitions"] else "")
+                     + f"; {r['partitions_for_4gb_tasks']:,} partitions "
                      f"keep it at {r['largest_reducer_gb_at_those']} GB"
                      + (f" (the task grew {r['task_growth_vs_small_run']}x for {r['documents_ratio_vs_small_run']}x the "
                         "documents)" if r["task_growth_vs_small_run"] else ""))
