@@ -14,7 +14,7 @@ from engine import io as eio
 from engine.discovery import find_inputs
 from engine.errors import JobError
 from engine.job import JobSpec
-from engine.partition_count import recorded_counts, resolve_spec
+from engine.partition_count import auto_steps, recorded_counts, resolve_spec
 from engine.splitting import WorkUnit, file_sizes, split_inputs, whole_files
 
 WORK = "_work"
@@ -152,7 +152,8 @@ def make_plan(spec: JobSpec, inputs: list[str] | None = None, out: str | None = 
         found = find_inputs(paths, exclude=[out, *spec.dedup.against])
     except FileNotFoundError as e:
         raise JobError(f"input.paths: {e.args[0] if e.args else e}") from None
-    spec = resolve_spec(spec, lambda: sum(file_sizes(found.files)), recorded_counts(_started_job(out)))
+    if auto_steps(spec):
+        spec = resolve_spec(spec, lambda: sum(file_sizes(found.files)), recorded_counts(_started_job(out)))
     return JobPlan(spec=spec, inputs=found.files, out=out, fingerprint=fingerprint(spec, found.files),
                    packages=list(packages), skipped_inputs=found.skipped)
 
