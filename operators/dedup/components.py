@@ -20,6 +20,10 @@ checked locally while doing Small-Star: the graph is a set of stars iff every no
 smaller neighbour has degree 1; then Small-Star reproduces its input and we stop.
 Result: for every non-root node u one edge (u, root(u)) with root(u) < u.
 
+A graph of at most ONE_TASK_EDGES edges (what LSH gives for a corpus of up to a few million
+documents) is solved in one task instead, to the same stars: its rounds would be files and task
+round trips for milliseconds of work.
+
 Memory: a task holds the edges of one partition (both directions): 2·E/P pairs of uint64 plus
 sort buffers, ~64·E/P bytes; the driver holds only counters. Nodes are keys (uint64, the
 engine's `_key`), so "smallest" is the global deterministic document order and the result does
@@ -146,6 +150,42 @@ def small_star_task(args: tuple) -> dict:
     return {"edges_in": len(u), "edges_out": n, "violations": violations}
 
 
+#: Undirected edges one task may hold to solve the components alone (~100 bytes each at peak):
+#: an LSH graph this small is a few rounds of files and task round trips for a few ms of work.
+ONE_TASK_EDGES = 1 << 21
+
+
+def one_task_components(args: tuple) -> int:
+    """Every partition of a round folder read in one task; each component's nodes pointed at its
+    smallest node (min-label propagation with pointer jumping over the compacted nodes), written as
+    a converged star graph (what `star_labels` reads, as Large-Star/Small-Star leave it). Returns
+    the directed edges read."""
+    in_dir, out_dir, num_partitions = args
+    parts = [read_edges(in_dir, q) for q in range(num_partitions)]
+    u = np.concatenate([p[0] for p in parts] + [np.zeros(0, np.uint64)])
+    v = np.concatenate([p[1] for p in parts] + [np.zeros(0, np.uint64)])
+    if len(u) == 0:
+        return 0
+    nodes, inv = np.unique(np.concatenate([u, v]), return_inverse=True)  # sorted: index order = node order
+    a, b = inv[:len(u)], inv[len(u):]
+    label = np.arange(len(nodes))
+    while True:
+        m = np.minimum(label[a], label[b])
+        new = label.copy()
+        np.minimum.at(new, a, m)
+        while True:  # pointer jumping: each node to its label's label, until fixed
+            nxt = new[new]
+            if (nxt == new).all():
+                break
+            new = nxt
+        if (new == label).all():
+            break
+        label = new
+    moved = label != np.arange(len(nodes))
+    write_undirected(nodes[moved], nodes[label[moved]], out_dir, 0, num_partitions)
+    return len(u)
+
+
 def star_labels(d: str, q: int) -> tuple[np.ndarray, np.ndarray]:
     """(node, root) of every non-root node of partition q of a converged round folder."""
     u, v = read_edges(d, q)
@@ -153,13 +193,21 @@ def star_labels(d: str, q: int) -> tuple[np.ndarray, np.ndarray]:
     return u[sel], v[sel]
 
 
-def connected_components(root: str, num_partitions: int, parallel, max_rounds: int = 64) -> tuple[str, dict]:
+def connected_components(root: str, num_partitions: int, parallel, max_rounds: int = 64,
+                         edges: int | None = None) -> tuple[str, dict]:
     """Run Large-Star/Small-Star from `round_dir(root, 0)` (edges written with `write_undirected`).
 
-    Returns the folder of the converged star graph (read it with `star_labels`) and stats.
+    Returns the folder of the converged star graph (read it with `star_labels`) and stats. With
+    `edges` (undirected edges written, at most) up to ONE_TASK_EDGES the graph is solved in one
+    task instead (`one_task_components`): the same stars, without a round trip per round.
     """
     cur = round_dir(root, 0)
     stats = {"rounds": 0, "max_partition_edges": 0}
+    if edges is not None and edges <= ONE_TASK_EDGES:
+        nxt = round_dir(root, 1)
+        stats["max_partition_edges"] = parallel(one_task_components, [(cur, nxt, num_partitions)])[0]
+        remove(cur)
+        return nxt, stats
     r = 0
     while True:
         if r >= 2 * max_rounds:

@@ -7,12 +7,12 @@
    estimated Jaccard of the signatures >= threshold). Edges go to the components folder by node;
    (node, id, weight) and each bucket's own head of this job (for the index) by node too.
 2. connected components (operators.dedup.components) over the edges.
-3. `index_buckets_task` + `merge_index_task`: each of this job's bucket heads mapped to the kept
-   document of its component, written as this output's index `buckets`, by band key.
-4. `select_removed_task` (per node partition): this job's non-root nodes with id and weight, sent
-   to their root's partition; `select_kept_task` (per root partition): kept ids (an earlier root's
-   from its output's `kept` table), cluster sizes, the duplicates part, the index `kept` and
-   `wins` parts, apply fragments grouped by shard mod P.
+3. `node_task` (per node partition, its star labels read once): each of this job's bucket heads
+   mapped to the kept document of its component, sent by band key for the index `buckets`; this
+   job's non-root nodes with id and weight, sent to their root's partition.
+4. `root_task`: the index `buckets` partition sorted into place, and `select_kept_task` (per
+   root partition): kept ids (an earlier root's from its output's `kept` table), cluster sizes,
+   the duplicates part, the index `kept` and `wins` parts, apply fragments grouped by shard mod P.
 
 Nodes: a document of this job is its `_key` with the top bit set (`NEW`); a document an earlier
 output kept is its key there with the origin (operators.dedup.index.Chain) in the top byte, so
@@ -151,14 +151,31 @@ def _kept_ref(root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return root & cc.KEY_MASK, code
 
 
-def index_buckets_task(args: tuple) -> int:
+def node_task(args: tuple) -> int:
+    """Node partition q, its star labels read once: the index's bucket rows of its heads (with an
+    index) and its removed nodes (`_index_buckets`, `_select_removed`). Returns the removed count."""
+    cc_dir, work, q, P, names, with_index = args
+    u, root = _roots(cc_dir, q)
+    if with_index:
+        _index_buckets(u, root, work, q, P, names)
+    return _select_removed(u, root, work, q, P)
+
+
+def root_task(args: tuple) -> dict:
+    """Partition q after `node_task`: band partition q of the index sorted into place (with an
+    index) and root partition q's decisions (`select_kept_task`)."""
+    cc_dir, work, q, P, kept_files, names, index_root = args
+    if index_root:
+        _merge_index(work, index_root, q)
+    return select_kept_task(args)
+
+
+def _index_buckets(u: np.ndarray, root: np.ndarray, work: str, q: int, P: int, names: list[str]) -> int:
     """Node partition q: each of this job's bucket heads mapped to its kept document, the rows
     re-partitioned by band key for the index."""
-    cc_dir, work, q, P, names = args
     t = cc.read_by_node(f"{work}/heads", q)
     if t is None:
         return 0
-    u, root = _roots(cc_dir, q)
     kept_key, code = _kept_ref(_root_of(u, root, t.column(NODE).to_numpy()))
     rows = {"band": t.column("band"), "band_key": t.column("band_key"), "kept_key": pa.array(kept_key),
             KEPT_IN: kept_in_column(code, names)}
@@ -170,9 +187,8 @@ def index_buckets_task(args: tuple) -> int:
     return rows.num_rows
 
 
-def merge_index_task(args: tuple) -> int:
+def _merge_index(work: str, index_root: str, p: int) -> int:
     """Band partition p of this output's index: its rows sorted by (band, band_key)."""
-    work, index_root, p = args
     t = read_scattered(f"{work}/index-buckets", p)
     if t is None:
         return 0
@@ -198,10 +214,8 @@ def _positions(keys_sorted: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, n
     return pos, keys_sorted[pos] == want
 
 
-def select_removed_task(args: tuple) -> int:
+def _select_removed(u: np.ndarray, root: np.ndarray, work: str, q: int, P: int) -> int:
     """Node partition q: this job's removed nodes with their id and weight, re-partitioned by root."""
-    cc_dir, work, q, P = args
-    u, root = _roots(cc_dir, q)
     new = (u & NEW) != 0  # an earlier output's document is never removed (nothing there is rewritten)
     u, root = u[new], root[new]
     if len(u) == 0:

@@ -622,14 +622,39 @@ def false_negative_area(threshold: float, b: int, r: int) -> float:
 
 def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.5,
                   fn_weight: float = 0.5) -> tuple[int, int]:
-    """(bands, rows) with bands*rows <= num_perm minimising weighted FP + FN areas."""
+    """(bands, rows) with bands*rows <= num_perm minimising weighted FP + FN areas: the areas of
+    `false_positive_area` and `false_negative_area`, all bands of one row count at once (every
+    worker runs this at start-up: pair by pair it took ~30 ms for 112 permutations)."""
+    n = 200
+    x_fp, x_fn = np.linspace(0.0, threshold, n + 1), np.linspace(threshold, 1.0, n + 1)
     best, best_err = (1, 1), float("inf")
-    for b in range(1, num_perm + 1):
+    errs = {}
+    for r in range(1, num_perm + 1):
+        bands = np.arange(1, num_perm // r + 1)
+        fp = _areas(lambda s: 1.0 - _powers(1.0 - s ** r, bands), x_fp) if threshold > 0.0 else 0.0
+        fn = _areas(lambda s: _powers(1.0 - s ** r, bands), x_fn) if threshold < 1.0 else 0.0
+        for b, e in zip(bands.tolist(), (fp_weight * fp + fn_weight * fn).tolist()):
+            errs[(b, r)] = e
+    for b in range(1, num_perm + 1):  # the order of the pairs decides ties, as it always did
         for r in range(1, num_perm // b + 1):
-            err = fp_weight * false_positive_area(threshold, b, r) + fn_weight * false_negative_area(threshold, b, r)
-            if err < best_err - 1e-12:
-                best, best_err = (b, r), err
+            if errs[(b, r)] < best_err - 1e-12:
+                best, best_err = (b, r), errs[(b, r)]
     return best
+
+
+def _powers(base: np.ndarray, exponents: np.ndarray) -> np.ndarray:
+    """[len(exponents), len(base)]: base ** e for each e, as `base ** e` computes it."""
+    out = np.power(base[None, :], exponents[:, None].astype(np.float64))
+    for e in (1, 2):  # numpy's own shortcuts for these exponents (a copy, a square)
+        if len(exponents) >= e:
+            out[e - 1] = base ** e
+    return out
+
+
+def _areas(f, x: np.ndarray) -> np.ndarray:
+    """Trapezoid integrals over x of each row of f(x), as `_integrate` sums them."""
+    y = f(x)
+    return np.sum((y[:, 1:] + y[:, :-1]) * 0.5 * np.diff(x), axis=1)
 
 
 def band_keys(sig: np.ndarray, bands: int, rows: int, seed: int = 1) -> np.ndarray:

@@ -7,7 +7,7 @@ map (per shard, workers): signatures + band keys for the batch (operators.dedup.
 reduce (driver, once; the heavy work in `ctx.parallel` tasks, one per partition, in
     operators.dedup.lsh_reduce): LSH buckets with the earlier outputs' index rows (`dedup.against`)
     -> edges to each bucket's head -> Large-Star/Small-Star connected components (no process holds
-    all documents) -> per component the smallest node is kept: an earlier output's document
+    all documents; a graph of up to 2M edges is solved in one task) -> per component the smallest node is kept: an earlier output's document
     whenever the component has one (earlier always wins), else this job's smallest `_key`; a kept
     document of this job gets its cluster size, an earlier one its win recorded.
   The driver streams the parts into OUT/duplicates.parquet (id, cluster_id, kept_id, kept_in) and
@@ -44,8 +44,7 @@ from engine.shuffle import PARTITION, read_scattered, scatter_table
 from operators.dedup import components as cc
 from operators.dedup.clusters import CLUSTER_SIZE, COPIES
 from operators.dedup.index import KEPT_ID, KEPT_IN, Chain, IndexWriter, align
-from operators.dedup.lsh_reduce import (BUCKETS, DUPLICATES_SCHEMA, KEPT, WEIGHT, bucket_task, index_buckets_task,
-                                        merge_index_task, select_kept_task, select_removed_task)
+from operators.dedup.lsh_reduce import BUCKETS, DUPLICATES_SCHEMA, KEPT, WEIGHT, bucket_task, node_task, root_task
 from operators.dedup.minhash import band_keys, minhash_signatures, optimal_bands
 
 NAME = "minhash_dedup"
@@ -170,18 +169,15 @@ class MinHashDedup(GlobalOperator):
         t1 = time.perf_counter()
         stats["seconds_buckets"] = round(t1 - t0, 3)
 
-        out_dir, cstats = cc.connected_components(f"{work}/cc", P, ctx.parallel)
+        out_dir, cstats = cc.connected_components(f"{work}/cc", P, ctx.parallel, edges=stats["edges"])
         stats["cc_rounds"] = cstats["rounds"]
         stats["cc_max_partition_edges"] = cstats["max_partition_edges"]
         t2 = time.perf_counter()
         stats["seconds_components"] = round(t2 - t1, 3)
 
-        if index:
-            ctx.parallel(index_buckets_task, [(out_dir, work, q, P, names) for q in range(P)])
-            ctx.parallel(merge_index_task, [(work, iroot, q) for q in range(P)])
-        ctx.parallel(select_removed_task, [(out_dir, work, q, P) for q in range(P)])
         kept = align(chain.indexes, KEPT, P, work, ctx.parallel)
-        res = ctx.parallel(select_kept_task, [
+        ctx.parallel(node_task, [(out_dir, work, q, P, names, bool(index)) for q in range(P)])
+        res = ctx.parallel(root_task, [
             (out_dir, work, q, P, [(i + 1, kept.files(i, q)) for i in range(len(chain.indexes))], names, iroot)
             for q in range(P)])
         for k in ("removed", "removed_previous", "components", "kept"):

@@ -16,9 +16,9 @@ from operators.dedup.minhash_dedup import MinHashDedup
 from support import global_context, read_apply, serial_map, write_map_output
 
 
-def labels_from(root: str, edges: np.ndarray, n: int, parts: int) -> tuple[np.ndarray, dict]:
+def labels_from(root: str, edges: np.ndarray, n: int, parts: int, one_task: bool = False) -> tuple[np.ndarray, dict]:
     C.write_undirected(edges[:, 0], edges[:, 1], C.round_dir(root, 0), 0, parts)
-    out, stats = C.connected_components(root, parts, serial_map)
+    out, stats = C.connected_components(root, parts, serial_map, edges=len(edges) if one_task else None)
     lab = np.arange(n, dtype=np.uint64)
     for q in range(parts):
         u, r = C.star_labels(out, q)
@@ -44,6 +44,23 @@ def test_random_graphs_match_scipy(tmp_path, parts):
         lab, stats = labels_from(str(tmp_path / f"{trial}"), e, n, parts)
         assert (lab == expected_labels(e, n)).all()
         assert stats["rounds"] >= 1
+
+
+@pytest.mark.parametrize("parts", [1, 4])
+def test_one_task_components_match_scipy(tmp_path, parts):
+    """A graph small enough for one task gives the stars of the rounds (and scipy's components)."""
+    rng = np.random.default_rng(10 + parts)
+    for trial, (n, m) in enumerate([(500, 300), (3000, 2900), (2000, 6000)]):
+        e = rng.integers(0, n, size=(m, 2)).astype(np.uint64)
+        e = e[e[:, 0] != e[:, 1]]
+        lab, stats = labels_from(str(tmp_path / f"{trial}"), e, n, parts, one_task=True)
+        assert (lab == expected_labels(e, n)).all()
+        assert stats["rounds"] == 0 and stats["max_partition_edges"] == 2 * len(np.unique(np.sort(e, axis=1), axis=0))
+    perm = np.random.default_rng(1).permutation(1000).astype(np.uint64)  # a long path
+    lab, _ = labels_from(str(tmp_path / "p"), np.stack([perm[:-1], perm[1:]], axis=1), 1000, parts, one_task=True)
+    assert (lab == perm.min()).all()
+    out, _ = C.connected_components(str(tmp_path / "none"), parts, serial_map, edges=0)
+    assert all(len(C.star_labels(out, q)[0]) == 0 for q in range(parts))
 
 
 def test_long_path_and_big_keys(tmp_path):
