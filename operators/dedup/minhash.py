@@ -506,19 +506,24 @@ def shingle_hashes(wh: np.ndarray, offsets: np.ndarray, ngram: int) -> tuple[np.
         return np.zeros(0, np.uint64), soff
     doc = np.repeat(np.arange(len(nwords)), nsh)
     start = offsets[:-1][doc] + (np.arange(total) - soff[:-1][doc])  # first word of each shingle
-    length = np.minimum(nwords[doc], ngram)
-    h = np.full(total, np.uint64(ngram), dtype=np.uint64)  # the n-gram order seeds the polynomial
+    short = np.flatnonzero(nwords[doc] < ngram)  # the one shingle of a document shorter than n words
+    h = np.empty(total, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        if (length == ngram).all():
+        if len(wh) >= ngram:  # every window of n words of the batch, by shifted slices (no gathers)
+            win = np.full(len(wh) - ngram + 1, np.uint64(ngram), dtype=np.uint64)  # n seeds the polynomial
             for k in range(ngram):
-                h *= _BASE
-                h += wh[start + k]
-        else:
-            last = len(wh) - 1
+                win *= _BASE
+                win += wh[k:len(wh) - ngram + 1 + k]
+            full = np.flatnonzero(nwords[doc] >= ngram) if len(short) else slice(None)
+            h[full] = win[start[full]]
+        if len(short):
+            st, length = start[short], nwords[doc[short]]
+            hs = np.full(len(short), np.uint64(ngram), dtype=np.uint64)
             for k in range(ngram):
                 m = k < length
-                nxt = h * _BASE + wh[np.minimum(start + k, last)]
-                h = np.where(m, nxt, h)
+                nxt = hs * _BASE + wh[np.minimum(st + k, len(wh) - 1)]
+                hs = np.where(m, nxt, hs)
+            h[short] = hs
     return fmix64(h), soff
 
 
