@@ -36,7 +36,7 @@ from operators.dedup.clusters import COPIES, REMOVED
 from operators.dedup.components import write_by_shard
 from operators.dedup.index import (KEPT_ID, KEPT_IN, Chain, IndexTable, IndexWriter, align,
                                    kept_in_column, origin_codes, read_parts, write_part)
-from operators.text_norm import normalize_text
+from operators.text_norm import normalize_lines_batch, normalize_text
 
 NAME = "exact_dedup"
 REASON = "exact_duplicate"
@@ -67,6 +67,14 @@ def content_hash(text: str | None) -> tuple[int, int] | None:
     return h >> 64, h & _MASK64
 
 
+def normalized_documents(texts: pa.Array) -> list[str]:
+    """What `content_hash` hashes, for a whole text column (nulls as ""): the normalised lines of the
+    batch, made in one pass, joined per document with their empty ones left out."""
+    lines, nlines = normalize_lines_batch(pc.fill_null(texts, "").to_pylist())
+    ends = np.cumsum(nlines).tolist()
+    return [" ".join(filter(None, lines[a:b])) for a, b in zip([0, *ends[:-1]], ends)]
+
+
 class ExactDedupParams(Params):
     partitions: PartitionCount = DEFAULT_PARTITIONS
 
@@ -86,12 +94,13 @@ class ExactDedup(GlobalOperator):
 
     # ---------------------------------------------------------------- map
     def map(self, batch: pa.RecordBatch) -> pa.Table | None:
-        hashes = [content_hash(t) for t in batch.column(TEXT).to_pylist()]
-        rows = np.array([i for i, h in enumerate(hashes) if h is not None], dtype=np.int64)
+        norms = normalized_documents(batch.column(TEXT))
+        rows = np.array([i for i, t in enumerate(norms) if t], dtype=np.int64)
         if len(rows) == 0:
             return None
-        h1 = np.array([hashes[i][0] for i in rows], dtype=np.uint64)
-        h2 = np.array([hashes[i][1] for i in rows], dtype=np.uint64)
+        hashes = [xxhash.xxh3_128_intdigest(norms[i].encode("utf-8", "surrogatepass")) for i in rows.tolist()]
+        h1 = np.fromiter((h >> 64 for h in hashes), dtype=np.uint64, count=len(rows))
+        h2 = np.fromiter((h & _MASK64 for h in hashes), dtype=np.uint64, count=len(rows))
         keys = batch.column(KEY).to_numpy(zero_copy_only=False).astype(np.uint64)[rows]
         return pa.table({"h1": pa.array(h1), "h2": pa.array(h2), KEY: pa.array(keys),
                          ID: batch.column(ID).take(pa.array(rows)).cast(pa.string()),

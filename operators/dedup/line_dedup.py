@@ -50,7 +50,7 @@ from engine.shuffle import PARTITION, read_map_parts, read_scattered, write_scat
 from operators.dedup.components import write_by_shard
 from operators.dedup.index import (KEPT_ID, KEPT_IN, Chain, IndexTable, IndexWriter, align, kept_in_column,
                                    origin_codes, read_parts, write_part)
-from operators.text_norm import normalize_lines
+from operators.text_norm import normalize_lines, normalize_lines_batch
 
 _h64 = xxhash.xxh3_64_intdigest
 
@@ -115,19 +115,15 @@ class LineDedup(GlobalOperator):
     # ---------------------------------------------------------------- map
     def map(self, batch: pa.RecordBatch) -> pa.Table | None:
         keys = batch.column(KEY).to_numpy(zero_copy_only=False).astype(np.uint64)
-        texts = batch.column(TEXT).to_pylist()
-        min_chars = self._min_chars
-        all_h: list[int] = []
-        all_l: list[int] = []
-        counts = np.zeros(len(texts), dtype=np.int64)
-        for j, t in enumerate(texts):
-            if not t:
-                continue
-            idx, hs = line_hashes(t, min_chars)
-            counts[j] = len(hs)
-            all_l.extend(idx)
-            all_h.extend(hs)
-        h = np.array(all_h, dtype=np.uint64)
+        lines, nlines = normalize_lines_batch(pc.fill_null(batch.column(TEXT), "").to_pylist())
+        lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+        rows = np.flatnonzero(lengths >= self._min_chars)
+        first_line = np.cumsum(nlines) - nlines
+        doc = np.repeat(np.arange(len(nlines)), nlines)[rows]
+        counts = np.bincount(doc, minlength=len(nlines))
+        all_l = rows - first_line[doc]
+        h = np.fromiter(map(_h64, map(str.encode, [lines[i] for i in rows.tolist()])), dtype=np.uint64,
+                        count=len(rows))
         part = (h % np.uint64(self.num_partitions())).astype(np.int32)
         # the id on each document's first eligible line only
         firsts = np.cumsum(counts) - counts
@@ -184,10 +180,10 @@ class LineDedup(GlobalOperator):
 
     # ---------------------------------------------------------------- apply
     def apply(self, batch: pa.RecordBatch, table: pa.Table | None) -> Result:
-        texts = batch.column(TEXT).to_pylist()
-        n = len(texts)
-        orig_len = np.fromiter((len(t) if t else 0 for t in texts), dtype=np.int64, count=n)
-        orig_nl = np.fromiter((t.count("\n") + 1 if t else 0 for t in texts), dtype=np.int64, count=n)
+        text = pc.fill_null(batch.column(TEXT), "")
+        n = len(text)
+        orig_len = np.asarray(pc.utf8_length(text), dtype=np.int64)
+        orig_nl = np.where(orig_len > 0, np.asarray(pc.count_substring(text, "\n"), dtype=np.int64) + 1, 0)
         new_len = orig_len.copy()
         new_nl = orig_nl.copy()
         keep = np.ones(n, dtype=bool)
@@ -199,12 +195,11 @@ class LineDedup(GlobalOperator):
             keys = batch.column(KEY).to_numpy(zero_copy_only=False).astype(np.uint64)
             lo = np.searchsorted(tk, keys, "left")
             hi = np.searchsorted(tk, keys, "right")
-            out = list(texts)
+            touched = np.flatnonzero((hi > lo) & (orig_len > 0))
+            out = batch.column(TEXT).to_pylist() if len(touched) else []
             changed = False
-            for j in np.nonzero(hi > lo)[0]:
-                t = texts[j]
-                if not t:
-                    continue
+            for j in touched.tolist():
+                t = out[j]
                 drop = set(tl[lo[j]:hi[j]].tolist())
                 kept = [ln for i, ln in enumerate(t.split("\n")) if i not in drop]
                 nt = "\n".join(kept)

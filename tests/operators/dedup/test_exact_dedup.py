@@ -66,6 +66,18 @@ def test_registered_and_key_normalisation(sentences):
     assert all(0 <= x < 2**64 for x in h)
 
 
+def test_map_hashes_the_batch_as_content_hash_each_text(sentences):
+    """map normalises the whole batch in one pass; its keys are `content_hash` of each text."""
+    texts = [sentences[0], None, "", "?!, --", "  " + sentences[1].upper().replace(" ", "\n\n "), "Ça\u0301 ΟΔΟΣ"]
+    texts += sentences[2:]
+    batch = make_batch({"id": [f"d{i}" for i in range(len(texts))], "text": texts,
+                        KEY: pa.array(np.arange(len(texts), dtype=np.uint64))})
+    out = ExactDedup(partitions=4).map(batch)
+    want = [(i, content_hash(t)) for i, t in enumerate(texts) if content_hash(t) is not None]
+    assert out.column(KEY).to_pylist() == [i for i, _ in want]
+    assert list(zip(out.column("h1").to_pylist(), out.column("h2").to_pylist())) == [h for _, h in want]
+
+
 def test_first_by_key_wins_and_copies_are_counted(sentences, tmp_path):
     s = sentences
     shards = [

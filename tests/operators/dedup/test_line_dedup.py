@@ -55,6 +55,38 @@ def test_fast_normalisation_equals_definition(shared_data):
         assert normalize_text(t).count("\n") == t.count("\n")
 
 
+def test_batch_normalisation_equals_per_text(shared_data):
+    """One pass over a batch (texts joined by "\\n", table applied in numpy) gives every text's lines."""
+    import random
+
+    from operators.text_norm import normalize_lines, normalize_lines_batch
+    texts = [(shared_data / "text" / "lingua" / f"{lang}.txt").read_text(encoding="utf-8")[:5000]
+             for lang in ("en", "de", "vi", "ru", "zh", "ar", "el")]
+    texts += ["", " ", "\n", "  a  b  \n\n  c ", "ΣΑΣ ΟΔΟΣ\nΣ", "İstanbul x\u2028y\r\nz", "a\u0301\u0327b",
+              "\u00a0\u1680x\u200by\t\x0b\x0c", "x ", " x", "\U0001F600 e\u0301", "plain ascii,  only \n 12 "]
+    rng = random.Random(3)
+    texts += ["".join(rng.choice("aé Σς\n\t .,1١\u0301\u200b\u00a0İß\r") for _ in range(rng.randint(0, 30)))
+              for _ in range(300)]
+    for batch in (texts, texts[-300:], [t for t in texts if t.isascii()], [], [""]):
+        lines, counts = normalize_lines_batch(batch)
+        assert lines == [ln for t in batch for ln in normalize_lines(t)]
+        assert counts.tolist() == [len(normalize_lines(t)) for t in batch]
+
+
+def test_map_rows_are_line_hashes_of_each_text():
+    """map hashes the lines of the whole batch in one pass: the rows `line_hashes` gives per text."""
+    from operators.dedup.line_dedup import line_hashes
+    texts = ["alpha line one\nShared, line!\n\n  x  ", None, "", "Ça\u0301 ΟΔΟΣ\n--\nb", "one"]
+    for min_chars in (0, 3):
+        out = LineDedup(partitions=4, min_line_chars=min_chars).map(shard_batch(0, texts))
+        want = [(i, line, h) for i, t in enumerate(texts) if t
+                for line, h in zip(*line_hashes(t, max(1, min_chars)))]
+        got = zip(out.column("key").to_pylist(), out.column("line").to_pylist(), out.column("hash").to_pylist())
+        assert list(got) == want
+        assert out.column("id").to_pylist() == [f"s0-{i}" if k == 0 or want[k - 1][0] != i else None
+                                                for k, (i, _, _) in enumerate(want)]
+
+
 def test_normalisation_like_ccnet():
     assert normalize_line("  Héllo,   WORLD! 2024 ") == "hello world 0000"
     assert normalize_line("Ça coûte 12,50 €.") == "ca coute 0000"
