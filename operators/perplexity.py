@@ -28,7 +28,6 @@ what `decant lm train` writes); other KenLM files are found as `<lang>.bin`, `<l
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import logging
 import os
@@ -75,29 +74,34 @@ PUNCT_MAP = {
 }
 _CONTROL = [*range(32), *range(127, 160)]
 _ASCII_TABLE = {ord(d): "0" for d in "0123456789"} | {c: None for c in _CONTROL if c < 128}
-_FULL_TABLE: dict[int, Any] | None = None
+_CONTROL_SET = frozenset(_CONTROL)
+_PUNCT_CODES = {ord(k): v for k, v in PUNCT_MAP.items()}
 
 
-def _full_table() -> dict[int, Any]:
-    """One str.translate table for non-ASCII text, applied after NFD.
+class _FullTable(dict):
+    """One str.translate table for non-ASCII text, applied after NFD, filled on first sight of each
+    code point (classifying all 1.1 million up front costs most of a second per worker).
 
     CCNet's steps in order are: strip accents (drop category Mn after NFD), digits (\\d, i.e.
     category Nd) -> "0", punctuation table, delete control characters. They touch disjoint
     characters except "１" (a digit, so "0" wins, as in CCNet where digits go first), and no
     replacement produces a character a later step would change, so one table does all of them.
     """
-    global _FULL_TABLE
-    if _FULL_TABLE is None:
-        table: dict[int, Any] = {ord(k): v for k, v in PUNCT_MAP.items()}
-        for cp in range(0x110000):
+
+    def __missing__(self, cp: int):
+        if cp in _CONTROL_SET:
+            v = None
+        else:
             cat = unicodedata.category(chr(cp))
-            if cat == "Mn":
-                table[cp] = None
-            elif cat == "Nd":
-                table[cp] = "0"
-        for cp in _CONTROL:
-            table[cp] = None
-        _FULL_TABLE = table
+            v = None if cat == "Mn" else "0" if cat == "Nd" else _PUNCT_CODES.get(cp, cp)
+        self[cp] = v
+        return v
+
+
+_FULL_TABLE = _FullTable()
+
+
+def _full_table() -> dict[int, Any]:
     return _FULL_TABLE
 
 
@@ -112,33 +116,43 @@ def normalize(line: str) -> str:
     return unicodedata.normalize("NFD", line).translate(_full_table())
 
 
-#: `_code_table`'s mark for a deleted code point.
+#: `_code_table`'s marks for a deleted code point and for one not classified yet.
 _DELETED = np.uint32(0xFFFFFFFF)
+_UNSEEN = np.uint32(0xFFFFFFFE)
 _CODE_TABLE: np.ndarray | None = None
-_MULTI: dict[str, str] = {}
+#: The multi-character replacements ("—" -> " - "), done after the gather.
+_MULTI: dict[str, str] = {k: v for k, v in PUNCT_MAP.items() if len(v) > 1}
 #: The ASCII part of the table as a bytes.translate table, "\n" kept.
 _ASCII_BYTES = bytes(ord("0") if 48 <= c <= 57 else c for c in range(256))
 _ASCII_DELETE = bytes(c for c in _CONTROL if c < 128 and c != ord("\n"))
 
 
 def _code_table() -> np.ndarray:
-    """`_full_table` as a uint32 array over every code point (the replacement, or `_DELETED`), so that
-    a whole batch is mapped in one numpy gather instead of a dict lookup per character. "\n" is kept
-    (it separates the lines of a batch); the few multi-character replacements ("—" -> " - ") map to
-    themselves here and are replaced afterwards (`_MULTI`)."""
+    """`_full_table` as a uint32 array over every code point (the replacement, `_DELETED`, or
+    `_UNSEEN` until `_mapped` classifies it), so that a whole batch is mapped in one numpy gather
+    instead of a dict lookup per character. "\n" is kept (it separates the lines of a batch); the few
+    multi-character replacements map to themselves here and are replaced afterwards (`_MULTI`)."""
     global _CODE_TABLE
     if _CODE_TABLE is None:
-        table = np.arange(0x110000, dtype=np.uint32)
-        for cp, v in _full_table().items():
-            if v is None:
-                table[cp] = _DELETED
-            elif len(v) == 1:
-                table[cp] = ord(v)
-            else:
-                _MULTI[chr(cp)] = v
+        table = np.full(0x110000, _UNSEEN, dtype=np.uint32)
         table[ord("\n")] = ord("\n")
         _CODE_TABLE = table
     return _CODE_TABLE
+
+
+def _mapped(cp: np.ndarray) -> np.ndarray:
+    """`_code_table` gathered at the code points, the unseen ones classified first."""
+    table = _code_table()
+    out = table[cp]
+    unseen = out == _UNSEEN
+    if unseen.any():
+        for c in np.unique(cp[unseen]).tolist():
+            v = _full_table()[c]
+            if isinstance(v, str):                   # a replacement (multi-character: kept, see _MULTI)
+                v = ord(v) if len(v) == 1 else c
+            table[c] = _DELETED if v is None else v
+        out = table[cp]
+    return out
 
 
 def _translate(text: str) -> str:
@@ -147,8 +161,7 @@ def _translate(text: str) -> str:
     change, so replacing the multi-character ones last gives str.translate's result."""
     if text.isascii():
         return text.encode("ascii").translate(_ASCII_BYTES, _ASCII_DELETE).decode("ascii")
-    table = _code_table()
-    mapped = table[np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)]
+    mapped = _mapped(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
     out = mapped[mapped != _DELETED].tobytes().decode("utf-32-le", "surrogatepass")
     for k, v in _MULTI.items():
         if k in out:
@@ -307,7 +320,6 @@ class LanguageModel:
 
         self.lm_path, self.sp_path, self.tokenizer = lm_path, sp_path, tokenizer
         self.sp = None
-        self._pieces: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if tokenizer == "sentencepiece":
             if sp_path is None:
                 raise FileNotFoundError(f"{lm_path} has no SentencePiece model beside it "
@@ -346,45 +358,16 @@ class LanguageModel:
         logp, n = self.score_lines(norm)
         return round(10.0 ** (-logp / n), 1)
 
-    def _piece_bytes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every vocabulary piece in UTF-8 followed by a space, in one buffer: (buffer, offsets, lengths)."""
-        if self._pieces is None:
-            enc = [self.sp.id_to_piece(i).encode("utf-8") + b" " for i in range(self.sp.get_piece_size())]
-            lengths = np.fromiter(map(len, enc), dtype=np.int64, count=len(enc))
-            offsets = np.cumsum(lengths) - lengths
-            self._pieces = (np.frombuffer(b"".join(enc), dtype=np.uint8), offsets, lengths)
-        return self._pieces
-
     def sentences(self, norm_lines: list[str]) -> tuple[list[bytes | str], np.ndarray]:
         """What KenLM scores for each normalised line (its pieces joined by spaces) and its number of pieces.
 
-        SentencePiece is asked for ids in one call for all the lines (building a Python string per
-        piece costs as much as the segmentation itself); the UTF-8 of the joined pieces is gathered
-        from the vocabulary in numpy. A piece of an unknown id is the text it covers, not "<unk>",
-        so lines with one are encoded as pieces instead."""
+        SentencePiece gives pieces as bytes (`encode_pieces`); a piece of an unknown id comes out as the
+        text it covers, not "<unk>", as with `tokenize`."""
         if self.sp is None:
             words = [ln.split() for ln in norm_lines]
             return [" ".join(w) for w in words], np.fromiter(map(len, words), np.int64, len(words))
-        ids = self.sp.encode(norm_lines, out_type=int, num_threads=1)
-        counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(counts.sum()))
-        buf, offsets, lengths = self._piece_bytes()
-        size = lengths[flat]
-        ends = np.cumsum(size)
-        data = buf[np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(offsets[flat] - (ends - size), size)]
-        data = data.tobytes()
-        last = np.cumsum(counts) - 1                    # each line's last piece (its trailing space)
-        line_end = np.where(counts > 0, ends[np.maximum(last, 0)] if len(ends) else 0, 0)
-        line_end = np.maximum.accumulate(line_end)       # empty lines end where the previous one did
-        line_start = np.concatenate([[0], line_end[:-1]])
-        out: list[bytes | str] = [data[a:b - 1] if b > a else b"" for a, b in zip(line_start.tolist(),
-                                                                                   line_end.tolist())]
-        unknown = flat == self.sp.unk_id()
-        if unknown.any():
-            rows = np.unique(np.repeat(np.arange(len(ids)), counts)[unknown]).tolist()
-            for i, pieces in zip(rows, self.sp.encode([norm_lines[i] for i in rows], out_type=str)):
-                out[i] = " ".join(pieces)
-        return out, counts
+        pieces = encode_pieces(self.sp, norm_lines)
+        return [b" ".join(p) for p in pieces], np.fromiter(map(len, pieces), np.int64, len(pieces))
 
     def perplexities(self, texts: list[str], line_mode: str = "split") -> list[float]:
         """`perplexity` of every (non-empty) text, with one normalisation and one SentencePiece call
@@ -408,6 +391,31 @@ class LanguageModel:
             i += k
             out.append(round(10.0 ** (-logp / n), 1))
         return out
+
+
+#: Fewest lines worth one batch call to SentencePiece: a batch call starts a thread (about as
+#: costly as encoding 30 short lines), so fewer lines are encoded one call each.
+BATCH_LINES = 256
+
+
+_BYTES_PIECES: bool | None = None
+
+
+def encode_pieces(sp, lines: list[str]) -> list[list[bytes]]:
+    """SentencePiece pieces of every line as UTF-8 bytes (no Python string per piece; a sentencepiece
+    too old to give bytes gives strings, encoded here)."""
+    global _BYTES_PIECES
+    if _BYTES_PIECES is None:
+        try:
+            _BYTES_PIECES = isinstance(sp.encode("a", out_type=bytes)[0], bytes)
+        except (RuntimeError, ValueError, TypeError):
+            _BYTES_PIECES = False
+    if not _BYTES_PIECES:
+        return [[p.encode("utf-8") for p in ps] for ps in sp.encode(lines, out_type=str, num_threads=1)]
+    if len(lines) >= BATCH_LINES:
+        return sp.encode(lines, out_type=bytes, num_threads=1)
+    encode = sp.encode
+    return [encode(line, out_type=bytes) for line in lines]
 
 
 #: Per-process cache: (lm path, sp path, tokenizer) -> LanguageModel. Workers load each once.
