@@ -53,7 +53,7 @@ def check_against(graph: Graph, plan: JobPlan) -> None:
 def make_executor(kind: str, workers: int, spec: JobSpec, address: str | None = None):
     if kind == "local":
         from engine.executors.local import LocalExecutor
-        return LocalExecutor(workers=workers, max_retries=spec.executor.max_retries)
+        return LocalExecutor(workers=workers, max_retries=spec.executor.max_retries, packages=PACKAGES)
     if kind == "ray":
         from engine.executors.ray_executor import RayExecutor
         ex = RayExecutor(workers=workers, address=address or spec.executor.address,

@@ -56,20 +56,22 @@ def _start_pool_process(ppid: int, plan: JobPlan | None, graph: Graph | None = N
 class LocalExecutor:
     name = "local"
 
-    def __init__(self, workers: int = 1, max_retries: int = 3) -> None:
+    def __init__(self, workers: int = 1, max_retries: int = 3, packages: tuple[str, ...] | list[str] = ()) -> None:
+        """`packages`: those of the job's operators, which a forkserver (if one is needed) imports."""
         self.workers = max(1, workers)
         self.max_retries = max_retries
         self._pool: ProcessPoolExecutor | None = None
         self._plan: JobPlan | None = None
         self._inline: Worker | None = None
         self._graph: Graph | None = None
+        self._packages = tuple(packages)
         if self.workers > 1:
-            prestart_forkserver()  # its imports overlap the driver's planning (no-op when forking)
+            prestart_forkserver(self._packages)  # imports while the driver plans (no-op when forking)
 
     # -- pool management
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            ctx = pool_context()
+            ctx = pool_context(self._packages or (self._plan.packages if self._plan else ()))
             forked = ctx.get_start_method() == "fork"
             # a forked worker takes the driver's graph unless the driver set an operator up (a reduce
             # may have: its state, e.g. a helper process, is the driver's own)
