@@ -25,3 +25,14 @@ def test_corpus_and_datasketch_script_find_the_copies(tmp_path):
     assert truth, "the corpus holds near-duplicates above the threshold"
     q = dedup_e2e._quality(gone, [r["id"] for r in rows], truth)
     assert q["precision"] >= 0.8 and q["recall"] >= 0.8
+
+
+def test_both_sides_run_with_a_bytecode_cache(monkeypatch):
+    """The timed processes write and read bytecode (under the bench cache) even where the
+    environment turns it off, as installed packages have theirs."""
+    from benchmarks.corpora.cache import cache_dir
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    r = subprocess.run([sys.executable, "-c", "import sys; print(sys.flags.dont_write_bytecode, sys.pycache_prefix)"],
+                       env=dedup_e2e._child_env(), capture_output=True, text=True, check=True)
+    flag, prefix = r.stdout.split()
+    assert flag == "0" and prefix == str(cache_dir() / "pycache")
