@@ -57,9 +57,9 @@ def _split(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     edge = np.empty(len(arr) + 2, dtype=np.int8)
     edge[0] = edge[-1] = 1
     np.equal(arr, 32, out=edge[1:-1].view(bool))
-    d = np.diff(edge)
-    starts = np.flatnonzero(d == -1)
-    return starts, np.flatnonzero(d == 1) - starts
+    t = np.flatnonzero(np.diff(edge))  # space -> word, word -> space, alternating (spaces both ends)
+    starts = t[0::2]
+    return starts, t[1::2] - starts
 
 
 def tokenize(text: str) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
@@ -70,8 +70,10 @@ def tokenize(text: str) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray
     return tokenize_utf8(text.encode("utf-8", "surrogatepass"), text.isascii())
 
 
-def tokenize_utf8(raw: bytes, ascii_only: bool = False) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
-    """`tokenize` of UTF-8 bytes (what an Arrow string column holds, no decoding needed).
+def tokenize_utf8(raw: bytes, ascii_only: bool = False) -> tuple[list[bytes | np.ndarray], np.ndarray, np.ndarray,
+                                                                   np.ndarray]:
+    """`tokenize` of UTF-8 bytes (what an Arrow string column holds, no decoding needed). A buffer
+    is bytes, or a uint8 array with 16 zero bytes past its words (what `hash_words` reads as is).
 
     ASCII is normalised on bytes (`bytes.translate`: lowercase, non-word -> space, digit -> 0).
     Non-ASCII characters are normalised in place on the UTF-8 bytes by a table over the Basic
@@ -96,15 +98,14 @@ def tokenize_utf8(raw: bytes, ascii_only: bool = False) -> tuple[list[bytes], np
         starts, lens = _split(arr)
         return [nb], np.zeros(len(starts), np.int8), starts, lens
     out, ws, we = mapped
-    starts, lens = _split(out)
-    normal = out.tobytes()
+    starts, lens = _split(out[:len(nb)])
     if len(ws) == 0:
-        return [normal], np.zeros(len(starts), np.int8), starts, lens
-    return _splice_words(nb, normal, starts, lens, ws, we)
+        return [out], np.zeros(len(starts), np.int8), starts, lens
+    return _splice_words(nb, out, starts, lens, ws, we)
 
 
-def _splice_words(orig: bytes, nb: bytes, starts: np.ndarray, lens: np.ndarray, ws: np.ndarray,
-                  we: np.ndarray) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
+def _splice_words(orig: bytes, nb: np.ndarray, starts: np.ndarray, lens: np.ndarray, ws: np.ndarray,
+                  we: np.ndarray) -> tuple[list[bytes | np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     """The words (starts, lens) of `nb` with its k-th \\x03 marker word replaced by the words
     orig[ws[k]:we[k]] normalises to (str.lower, the regex, the ASCII table), in place."""
     arr = np.frombuffer(nb, dtype=np.uint8)
@@ -141,9 +142,9 @@ def _map_non_ascii(nb: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray] | np.
     """The non-ASCII characters of ASCII-normalised UTF-8 bytes normalised by `_bmp_normal`.
 
     Returns `arr` itself when it has no non-ASCII byte; None when its bytes are not well-formed
-    UTF-8 sequences; else (a new uint8 array, starts, ends): the words of arr holding a character
-    the table does not map, [start, end) each, are one \\x03 (never in translated text) and
-    spaces in the new array."""
+    UTF-8 sequences; else (a new uint8 array, 16 zero bytes longer, starts, ends): the words of arr
+    holding a character the table does not map and whose normalisation is longer, [start, end)
+    each, are one \\x03 (never in translated text) and spaces in the new array."""
     arr = np.frombuffer(nb, dtype=np.uint8)
     n_high = int(np.count_nonzero(arr >= 0x80))
     if n_high == 0:
@@ -153,7 +154,7 @@ def _map_non_ascii(nb: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray] | np.
     n_cont = (b0 >= 0xE0).view(np.int8) + (b0 >= 0xF0).view(np.int8) + 1  # continuation bytes: 1-3
     if len(lead) + int(n_cont.sum(dtype=np.int64)) != n_high or int(lead[-1]) + int(n_cont[-1]) >= len(arr):
         return None
-    padded = np.concatenate([arr, np.zeros(3, np.uint8)])
+    padded = np.concatenate([arr, np.zeros(16, np.uint8)])  # becomes the output: hash_words reads it as is
     b1, b2, b3 = padded[lead + 1], padded[lead + 2], padded[lead + 3]
     # with the count above, continuation bytes wherever each lead says: well-formed sequences
     if not (((b1 & 0xC0) == 0x80).all() and (((b2 & 0xC0) == 0x80) | (n_cont < 2)).all()
@@ -165,7 +166,7 @@ def _map_non_ascii(nb: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray] | np.
     # astral characters (and an overlong 3-byte form, for the codec to judge) are 0: not mapped
     cp = np.where(n_cont == 1, v2, np.where((n_cont == 2) & (v3 >= 0x800), v3, 0))
     new = _bmp_normal()[cp]
-    out = padded[:len(arr)].copy()
+    out = padded
     changed = np.flatnonzero(new != cp)  # lowercased or non-word (0 and unmapped: see below)
     p, v, size = lead[changed], new[changed], n_cont[changed] + 1
     for k in (2, 3):  # a lowercase of the same length
@@ -351,8 +352,9 @@ def split_hash(nb: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return hash_words(nb, starts, lens), starts, lens
 
 
-def hash_words(nb: bytes, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """XXH3-64 (seed 0) of every word nb[s:s+n].
+def hash_words(nb: bytes | np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """XXH3-64 (seed 0) of every word nb[s:s+n] (bytes, or a uint8 array with 16 zero bytes past
+    its last word).
 
     Words of 1-16 bytes (nearly all) are hashed by `xxh3_64_short`, those of 17-128 bytes
     (long words of non-Latin scripts, runs of CJK text) by `xxh3_64_mid`: vectorised numpy
@@ -393,6 +395,11 @@ _BITFLIP_9_16_B = _s64(40) ^ _s64(48)
 _U = np.uint64
 
 
+def _padded(data: bytes | np.ndarray) -> np.ndarray:
+    """The bytes as uint8 with 16 zero bytes after them (an array is taken to have them)."""
+    return data if isinstance(data, np.ndarray) else np.frombuffer(data + b"\0" * 16, dtype=np.uint8)
+
+
 def _rotl(x: np.ndarray, r: int) -> np.ndarray:
     return (x << _U(r)) | (x >> _U(64 - r))
 
@@ -407,15 +414,14 @@ def _mul128_fold64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return lower ^ upper
 
 
-def xxh3_64_short(data: bytes, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+def xxh3_64_short(data: bytes | np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """XXH3-64 (seed 0) of data[s:s+n] for every (s, n) with 1 <= n <= 16, vectorised.
 
     Entries with other lengths are left undefined (the caller fills them)."""
-    n = len(data)
-    buf = np.frombuffer(data + b"\0" * 16, dtype=np.uint8)
+    buf = _padded(data)
     # unaligned little-endian 8- and 4-byte reads at every byte offset (views, no copy)
-    w8 = np.ndarray((n + 8,), dtype="<u8", buffer=buf, strides=(1,))
-    w4 = np.ndarray((n + 12,), dtype="<u4", buffer=buf, strides=(1,))
+    w8 = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=buf, strides=(1,))
+    w4 = np.ndarray((len(buf) - 3,), dtype="<u4", buffer=buf, strides=(1,))
     # group the words by length class (1-3: 1, 4-8: 2, 9-16: 3, longer: 4) with one stable sort, so each
     # class is a contiguous slice (cheaper than three boolean masks and scatters)
     cls = (lens >= 1).view(np.int8) + (lens >= 4).view(np.int8) + (lens >= 9).view(np.int8) + (lens >= 17).view(np.int8)
@@ -464,12 +470,12 @@ def xxh3_64_short(data: bytes, starts: np.ndarray, lens: np.ndarray) -> np.ndarr
 _PRIME64_1 = np.uint64(0x9E3779B185EBCA87)
 
 
-def xxh3_64_mid(data: bytes, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+def xxh3_64_mid(data: bytes | np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """XXH3-64 (seed 0) of data[s:s+n] for every (s, n) with 17 <= n <= 128, vectorised: the
     length times PRIME64_1 plus one 16-byte mix per pair of 16-byte lanes read from both ends
     (one pair up to 32 bytes, two up to 64, three up to 96, four up to 128), then XXH3's avalanche."""
-    buf = np.frombuffer(data + b"\0" * 16, dtype=np.uint8)
-    w8 = np.ndarray((len(data) + 8,), dtype="<u8", buffer=buf, strides=(1,))
+    buf = _padded(data)
+    w8 = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=buf, strides=(1,))
     s = starts.astype(np.int64)
     n = lens.astype(np.int64)
 
