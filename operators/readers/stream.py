@@ -164,6 +164,17 @@ class ByteStream:
         self._compact()
         return line
 
+    def window(self, n: int) -> tuple[bytearray, int, int]:
+        """The buffer and the range [lo, hi) of the at most n bytes already buffered at the read
+        position, for a caller to search in place (nothing is read or consumed; valid until the next
+        call that reads or consumes)."""
+        return self.buf, self.start, min(len(self.buf), self.start + n)
+
+    def advance(self, n: int) -> None:
+        """Consume n bytes of those `window` showed."""
+        self.start += n
+        self._compact()
+
     def read(self, n: int) -> bytes:
         while len(self.buf) - self.start < n and self._fill():
             pass

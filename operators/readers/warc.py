@@ -30,7 +30,7 @@ from engine.registry import register
 
 from . import charset
 from .base import RowBuffer, basename, check_params, stable_id
-from .stream import ByteStream
+from .stream import CHUNK, ByteStream
 
 _VERSION = re.compile(rb"^WARC/\d+\.\d+\s*$")
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
@@ -116,6 +116,9 @@ def _read_header(s: ByteStream) -> tuple[dict[str, str], str | None]:
     """The named fields of a WARC record header, read up to its blank line, and what is wrong with
     it: None, "truncated" (the input ends inside it), or why it cannot be parsed (then the read
     stops at the bad line)."""
+    found = _buffered_header(s)
+    if found is not None:
+        return found
     lines: list[bytes] = []
     while True:
         h = s.readline(_HEADER_LIMIT)
@@ -135,6 +138,36 @@ def _read_header(s: ByteStream) -> tuple[dict[str, str], str | None]:
         if len(lines) >= _MAX_HEADERS:
             return _parse_headers(lines), f"more than {_MAX_HEADERS} header lines"
         lines.append(h)
+
+
+#: A blank line after a line end: where a header buffered whole ends.
+_HEADER_END = re.compile(rb"\n[\x00\r \t]*\n")
+
+
+def _buffered_header(s: ByteStream) -> tuple[dict[str, str], str | None] | None:
+    """`_read_header` on a header already buffered to its blank line (nothing is read ahead: a broken
+    stream is found where it was), its lines checked in place instead of read one by one (the same
+    checks, in the same order, consuming as much); None when the blank line is not buffered or comes
+    first (the line-by-line reading decides then)."""
+    buf, lo, hi = s.window(_HEADER_LIMIT)
+    m = _HEADER_END.search(buf, lo, hi)
+    if m is None or _BLANK_LINE.match(buf, lo, hi):
+        return None
+    lines: list[bytes] = []
+    at = lo
+    for h in bytes(buf[lo:m.start()]).split(b"\n"):
+        at += len(h) + 1
+        if h[:1] in (b" ", b"\t") and lines:
+            lines.append(h)  # a folded continuation of the previous field
+            continue
+        problem = ("not a header line" if not _HEADER_LINE.match(h) else
+                   f"more than {_MAX_HEADERS} header lines" if len(lines) >= _MAX_HEADERS else None)
+        if problem:
+            s.advance(at - lo)
+            return _parse_headers(lines), problem
+        lines.append(h)
+    s.advance(m.end() - lo)
+    return _parse_headers(lines), None
 
 
 def _content_length(headers: dict[str, str]) -> int | None:
@@ -379,6 +412,11 @@ def _line_block(s: ByteStream, headers, offset, want, max_bytes) -> Record:
             break
         blank = _is_blank(nxt)
         s.readline()
+        if nxt.endswith(b"\n") and not blank:
+            run = _plain_lines(s)
+            if run:
+                nxt += run
+                blank = _is_blank(run[run.rfind(b"\n", 0, len(run) - 1) + 1:])
         size += len(nxt)
         if keep and size <= max_bytes:
             parts.append(nxt)
@@ -387,6 +425,27 @@ def _line_block(s: ByteStream, headers, offset, want, max_bytes) -> Record:
     if s.error:
         rec.truncated = True
     return rec
+
+
+#: In a block of lines: a line that may end it (it starts with "WARC/", or follows a blank line).
+_LINE_STOP = re.compile(rb"\n(?:(?=WARC/)|[\x00\r \t]*\n)")
+_BLANK_LINE = re.compile(rb"[\x00\r \t]*\n")
+
+
+def _plain_lines(s: ByteStream) -> bytes:
+    """After a line end (of a line not blank), the whole lines already buffered (at most 64 KB) that
+    `_line_block` would pass one by one: up to the first line that may end the block, consumed. The loop there looks at that
+    one (and at lines longer than the look-ahead, cut as `peekline` cuts them)."""
+    buf, lo, hi = s.window(CHUNK)
+    if lo == hi or buf.startswith(b"WARC/", lo) or _BLANK_LINE.match(buf, lo, hi):
+        return b""
+    m = _LINE_STOP.search(buf, lo, hi)
+    end = m.end() if m else buf.rfind(b"\n", lo, hi) + 1
+    if end <= lo:
+        return b""
+    run = bytes(buf[lo:end])
+    s.advance(end - lo)
+    return run
 
 
 def _arc_records(s: ByteStream, line: bytes, offset: str, want, max_bytes) -> Iterator[Record]:

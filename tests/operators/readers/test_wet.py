@@ -77,3 +77,22 @@ def test_wet_record_with_damaged_version_line(shared_data, tmp_path):
     assert [r["text"] for r in rows[:2]] == [r["text"] for r in want[:2]]
     assert (rows[2]["source"], rows[2]["_drop_reason"]) == (f"damaged.wet.txt:{third}", "bad_record_header")
     assert len(rows) == 3
+
+
+def test_wet_block_keeps_lines_that_only_look_like_record_starts(shared_data, tmp_path):
+    """Lines are passed in runs, not one by one: a text line starting "WARC/" that is no version line,
+    a line longer than the 64 KB look-ahead (all blanks, then a short line with a colon-free word
+    before a `WARC-` field: a damaged record start only after a blank line), blank lines, all stay in
+    the text; the record after them reads as in the intact file."""
+    data = (shared_data / "wet/ccnet-sample.wet.txt").read_bytes()
+    starts = [m.start() for m in re.finditer(rb"(?m)^WARC/1\.0\r?$", data)]
+    head_end = data.index(b"\n\n", starts[1]) + 2
+    body = (b"WARC/x is a version\nplain line\n\n \t\n" + b"y" * 70000 + b"\n" + b" " * 66000 +
+            b"x\nword\nWARC-Date: in the text\nlast line")
+    p = tmp_path / "tricky.wet.txt"
+    p.write_bytes(data[:head_end] + body + b"\n\n" + data[starts[2]:])
+    reader, rows, _ = read_shard(p)
+    _, want, _ = read_shard(shared_data / "wet/ccnet-sample.wet.txt")
+    assert reader.errors == []
+    assert rows[0]["text"] == body.decode()
+    assert [r["text"] for r in rows[1:]] == [r["text"] for r in want[1:]]
