@@ -2,9 +2,10 @@
 
 Pipeline for a batch of texts:
 
-1. normalise the whole batch as ONE string (lowercase, punctuation removed, ASCII digits folded
-   to 0, whitespace collapsed; see `tokenize`); documents are joined with a sentinel word so
-   boundaries survive;
+1. normalise the whole batch as ONE UTF-8 buffer (lowercase, punctuation removed, ASCII digits
+   folded to 0, whitespace collapsed: what str.lower and a regex give; see `tokenize_utf8`: a
+   byte table for ASCII, a code-point table applied in place on the UTF-8 bytes for the rest);
+   documents are joined with a sentinel word so boundaries survive;
 2. split into words and hash every word once with XXH3-64: numpy finds the word boundaries in
    the normalised bytes and a vectorised, bit-exact numpy implementation of XXH3's short-input
    path hashes all words of 1-16 bytes at once (no Python object per word); longer words go
