@@ -78,7 +78,8 @@ KEY_VERSION = "xxh3_64(text_norm line)"
 
 
 def line_hashes(text: str, min_chars: int) -> tuple[list[int], list[int]]:
-    """(line indices, hashes) of the lines of `text` that take part in dedup."""
+    """(line indices, hashes) of the lines of `text` that take part in dedup: the definition `map`
+    computes for a whole batch at once."""
     idx: list[int] = []
     hs: list[int] = []
     for i, line in enumerate(normalize_lines(text)):

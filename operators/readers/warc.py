@@ -434,8 +434,9 @@ _BLANK_LINE = re.compile(rb"[\x00\r \t]*\n")
 
 def _plain_lines(s: ByteStream) -> bytes:
     """After a line end (of a line not blank), the whole lines already buffered (at most 64 KB) that
-    `_line_block` would pass one by one: up to the first line that may end the block, consumed. The loop there looks at that
-    one (and at lines longer than the look-ahead, cut as `peekline` cuts them)."""
+    `_line_block` would pass one by one: up to the first line that may end the block, consumed. The
+    loop there looks at that one (and at lines longer than the look-ahead, cut as `peekline` cuts
+    them)."""
     buf, lo, hi = s.window(CHUNK)
     if lo == hi or buf.startswith(b"WARC/", lo) or _BLANK_LINE.match(buf, lo, hi):
         return b""
