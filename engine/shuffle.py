@@ -83,7 +83,7 @@ class MapWriter:
 
     def __init__(self, folder: str, num_partitions: int, buffer_bytes: int = BUFFER_BYTES) -> None:
         self.path, self.num_partitions, self.buffer_bytes = f"{folder}/map.parquet", num_partitions, buffer_bytes
-        self.pending: dict[int, list[pa.Table]] = {}
+        self.pending: list[tuple[pa.Table, np.ndarray]] = []  # rows and their partitions, scattered at a flush
         self.pending_bytes = 0
         self.schema: pa.Schema | None = None
         self.index: dict[int, list[int]] = {}
@@ -104,16 +104,16 @@ class MapWriter:
         elif not rows.schema.equals(self.schema):
             if self.out is None:  # nothing written yet: a column null in the rows held may be typed now
                 self.schema = pa.unify_schemas([self.schema, rows.schema], promote_options="permissive")
-                self.pending = {p: [t.cast(self.schema) for t in ts] for p, ts in self.pending.items()}
+                self.pending = [(t.cast(self.schema), p) for t, p in self.pending]
             rows = rows.cast(self.schema)
-        for p, sub in scatter_table(rows, part):
-            self.pending.setdefault(p, []).append(sub)
+        self.pending.append((rows, part))
         self.pending_bytes += rows.nbytes
         if self.pending_bytes >= self.buffer_bytes:
             self._flush()
 
     def _flush(self) -> None:
-        """The rows held, one row group per partition, partitions ascending."""
+        """The rows held, one row group per partition, partitions ascending: scattered once for all
+        the batches held (a scatter per batch cost a sort and a take per 256 documents)."""
         if not self.pending:
             return
         if self.out is None:
@@ -121,12 +121,12 @@ class MapWriter:
             fs, pp = eio.fs_and_path(self.path)
             fh = fs.open(pp, "wb")
             self.out = (fh, pq.ParquetWriter(fh, self.schema, **intermediate_options(fs)))
-        for p in sorted(self.pending):
-            rows = pa.concat_tables(self.pending[p])
+        held = pa.concat_tables([t for t, _ in self.pending]) if len(self.pending) > 1 else self.pending[0][0]
+        for p, rows in scatter_table(held, np.concatenate([p for _, p in self.pending])):
             self.out[1].write_table(rows, row_group_size=rows.num_rows)
             self.index.setdefault(p, []).append(self.row_groups)
             self.row_groups += 1
-        self.pending, self.pending_bytes = {}, 0
+        self.pending, self.pending_bytes = [], 0
 
     def close(self) -> str | None:
         """The file written (None: the unit emitted no rows)."""
