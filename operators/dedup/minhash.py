@@ -58,9 +58,9 @@ def _split(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     edge = np.empty(len(arr) + 2, dtype=np.int8)
     edge[0] = edge[-1] = 1
     np.equal(arr, 32, out=edge[1:-1].view(bool))
-    t = np.flatnonzero(np.diff(edge))  # space -> word, word -> space, alternating (spaces both ends)
-    starts = t[0::2]
-    return starts, t[1::2] - starts
+    d = np.diff(edge)
+    starts = np.flatnonzero(d == -1)
+    return starts, np.flatnonzero(d == 1) - starts
 
 
 def tokenize(text: str) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
