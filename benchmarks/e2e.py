@@ -18,6 +18,9 @@ shards and partitions more than with documents); the quick corpus is small enoug
 a lot. The WET job also runs on a corpus of `wet_small_docs` documents in as many shards: the line
 through the two (CPU seconds against documents) gives the fixed CPU seconds and the CPU per
 document, and `wet_docs_per_s_per_core_marginal_cpu` is the rate a long job tends to.
+
+Floor. `wet_library_floor_*` is the CPU of the model libraries' own calls on the same documents
+(benchmarks/_library_floor.py): the rate no work around them can pass at identical output.
 """
 from __future__ import annotations
 
@@ -144,6 +147,7 @@ def fixed_and_marginal(small: dict[str, Any], big: dict[str, Any]) -> dict[str, 
 
 def run(quick: bool = True) -> dict[str, Any]:
     from benchmarks.corpora.shards import corpus_bytes
+    from benchmarks._library_floor import library_floor
     from benchmarks.corpora.warc_corpus import warc_corpus
     from benchmarks.corpora.wet_corpus import wet_corpus
     from engine.job import load_job
@@ -177,6 +181,7 @@ def run(quick: bool = True) -> dict[str, Any]:
                                                   "cpu_s": round(small["cpu"], 2), "wall_s": round(small["wall"], 2)}
                 per_corpus[label].update(fixed_and_marginal(small, res))
                 per_corpus[label]["cpu_s"] = round(res["cpu"], 2)
+                per_corpus[label]["library_floor"] = library_floor(paths, os.path.join(tmp, label))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -191,6 +196,9 @@ def run(quick: bool = True) -> dict[str, Any]:
     wet_fig = per_corpus["wet"]
     for k in ("fixed_cpu_s", "cpu_ms_per_doc", "docs_per_s_per_core_marginal_cpu"):
         figures[f"wet_{k}"] = wet_fig[k]
+    floor = wet_fig["library_floor"]
+    figures["wet_library_floor_cpu_ms_per_doc"] = floor["cpu_ms_per_doc"]
+    figures["wet_library_floor_docs_per_s_per_core"] = floor["docs_per_s_per_core"]
     if wet_fig["fixed_cpu_s"] is not None and wet_fig["cpu_s"]:
         figures["wet_fixed_share_of_cpu"] = round(wet_fig["fixed_cpu_s"] / wet_fig["cpu_s"], 3)
     figures["ccnet_pages_per_s_per_core"] = round(mid, 1)
@@ -223,6 +231,11 @@ def run(quick: bool = True) -> dict[str, Any]:
         f"{per_corpus['wet']['fixed_cpu_s']} CPU s (start-up, models, barriers, files per unit), then "
         f"{per_corpus['wet']['cpu_ms_per_doc']} CPU ms per document "
         f"({per_corpus['wet']['docs_per_s_per_core_marginal_cpu']} docs/s per core).",
+        f"library floor (WET; benchmarks/_library_floor.py): fastText lid.176 predict on every document "
+        f"{floor['langid_fasttext_cpu_s']} CPU s, the classifier's predict {floor['classifier_fasttext_cpu_s']}, "
+        f"SentencePiece {floor['perplexity_sentencepiece_cpu_s']} and KenLM {floor['perplexity_kenlm_cpu_s']} "
+        f"(one batch per language): {floor['cpu_ms_per_doc']} CPU ms per document, so at most "
+        f"{floor['docs_per_s_per_core']} docs/s per core at identical output whatever the rest costs.",
         f"corpus build/cache lookup took {build_s:.1f}s (not counted).",
     ]
     return {
