@@ -13,6 +13,7 @@ from engine.documents import BASE_COLUMNS, DROP_REASON, KEY
 from engine.errors import JobError
 from engine.job import JobSpec, validation_messages
 from engine.operator import GlobalOperator, Operator
+from engine.partition_count import DEFAULT_PARTITIONS
 from engine.unique_ids import NAME as UNIQUE_IDS
 from engine.unique_ids import UniqueIds
 
@@ -59,8 +60,17 @@ class Graph:
         import_packages(list(packages), spec.plugins)
         self._check_formats()
         self.operators = self._build_operators()
-        self.unique_ids = UniqueIds()
+        self.unique_ids = UniqueIds(partitions=self._unique_id_partitions())
         self.stages = self._split()
+
+    def _unique_id_partitions(self) -> int:
+        """The engine's id check shuffles as many partitions as the first global step, whose count
+        the plan has resolved from the input size (`auto`) or the job gave: a fixed 16 was 16 reduce
+        tasks reading 16 row groups per unit for a small job. The count is in the job's recorded
+        spec, so a resume uses the same. No global step (or an unresolved auto outside a plan): 16."""
+        first = next((o for o in self.operators if isinstance(o, GlobalOperator)), None)
+        count = getattr(getattr(first, "params", None), "partitions", None)
+        return count if isinstance(count, int) and not isinstance(count, bool) else DEFAULT_PARTITIONS
 
     def _check_formats(self) -> None:
         fmt = self.spec.input.format
