@@ -1,5 +1,5 @@
 """decant operators: one module per concern, each registered by name for job files.
 
-Every module in this package (and its subpackages) is imported by `engine.operator.load_plugins`,
-so adding an operator means adding a module with a `@register`ed class, nothing else.
+A job imports the modules of the operators it names (registry_index.py says which module each is
+in; a test checks it) plus the readers and writers; a name the index lacks imports every module.
 """
