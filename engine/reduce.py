@@ -14,7 +14,7 @@ import pyarrow as pa
 from engine import io as eio
 from engine.metrics import worker_memory
 from engine.plan import GlobalLayout, JobPlan
-from engine.shuffle import MapPart, map_listing
+from engine.shuffle import MapPart, map_listing, write_work_table
 from engine.stats import UnitStats
 
 
@@ -57,10 +57,11 @@ class GlobalContext:
         return self.layout.apply_file(shard)
 
     def write_apply(self, shard: int, table: pa.Table) -> None:
-        eio.write_parquet_atomic(table, self.layout.apply_file(shard))
+        """Read once by this job's next stage: a work file (no zstd, no dictionaries locally)."""
+        write_work_table(table, self.layout.apply_file(shard))
 
     def write_apply_all(self, table: pa.Table) -> None:
-        eio.write_parquet_atomic(table, self.layout.apply_all_file)
+        write_work_table(table, self.layout.apply_all_file)
 
     def parallel(self, fn: Callable, items: list) -> list:
         return self._parallel(fn, items)

@@ -27,11 +27,11 @@ import pyarrow.compute as pc
 import xxhash
 
 from engine.documents import ID, KEY, TEXT, set_column
-from engine.io import read_parquet, remove, write_parquet_atomic
+from engine.io import read_parquet, remove
 from engine.operator import GlobalOperator, Params, Resources, Result, register
 from engine.partition_count import DEFAULT_PARTITIONS, PartitionCount
 from engine.reduce import GlobalContext
-from engine.shuffle import PARTITION, read_map_parts
+from engine.shuffle import PARTITION, read_map_parts, write_work_table
 from operators.dedup.clusters import COPIES, REMOVED
 from operators.dedup.components import write_by_shard
 from operators.dedup.index import (KEPT_ID, KEPT_IN, Chain, IndexTable, IndexWriter, align,
@@ -225,6 +225,6 @@ def _merge_shard(args: tuple) -> str:
     shard, paths, work = args
     t = pa.concat_tables([read_parquet(p) for p in paths]).sort_by(KEY)
     path = f"{work}/merged/shard-{shard:06d}.parquet"
-    write_parquet_atomic(t, path)
+    write_work_table(t, path)
     return path
 

@@ -28,8 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.io import (exists, listdir_files, read_json, read_parquet, remove, write_bytes_atomic, write_json_atomic,
-                       write_parquet_atomic)
+from engine.io import exists, listdir_files, read_json, read_parquet, remove, write_bytes_atomic, write_json_atomic
 from operators.dedup.components import node_partition
 
 INDEX = "index"
@@ -212,13 +211,13 @@ def align(indexes: list[EarlierIndex], table: IndexTable, num_partitions: int, w
 
 def repartition_task(args: tuple) -> int:
     """One source part scattered to the new partitions: `dest/part-<q>/from-<source>.parquet`."""
-    from engine.shuffle import scatter_table
+    from engine.shuffle import scatter_table, write_work_table
     path, dest, source, num_partitions, table = args
     if not exists(path):
         return 0
     t = read_parquet(path)
     for q, rows in scatter_table(t, table.partitions(t.column(table.column).to_numpy(), num_partitions)):
-        write_parquet_atomic(rows, f"{dest}/part-{q:05d}/from-{source:05d}.parquet")
+        write_work_table(rows, f"{dest}/part-{q:05d}/from-{source:05d}.parquet")  # read by this job only
     return t.num_rows
 
 

@@ -42,11 +42,11 @@ import xxhash
 from pydantic import Field
 
 from engine.documents import ID, KEY, TEXT, set_column
-from engine.io import listdir_files, read_parquet, remove, write_parquet_atomic
+from engine.io import listdir_files, read_parquet, remove
 from engine.operator import GlobalOperator, Params, Resources, Result, register
 from engine.partition_count import DEFAULT_PARTITIONS, PartitionCount
 from engine.reduce import GlobalContext
-from engine.shuffle import PARTITION, read_map_parts, read_scattered, write_scattered
+from engine.shuffle import PARTITION, read_map_parts, read_scattered, write_scattered, write_work_table
 from operators.dedup.components import write_by_shard
 from operators.dedup.index import (KEPT_ID, KEPT_IN, Chain, IndexTable, IndexWriter, align, kept_in_column,
                                    origin_codes, read_parts, write_part)
@@ -303,7 +303,7 @@ def _merge_shard(item: tuple) -> tuple[str, int]:
     o = np.lexsort((ln, k))
     k, ln, code, owner = k[o], ln[o], code[o], owner[o]
     path = f"{root}/merged/shard-{shard:06d}.parquet"
-    write_parquet_atomic(pa.table({"key": pa.array(k), "line": pa.array(ln)}), path)
+    write_work_table(pa.table({"key": pa.array(k), "line": pa.array(ln)}), path)
     starts = np.flatnonzero(np.concatenate([[True], k[1:] != k[:-1]]))
     earliest_prev = np.minimum.reduceat(np.where(code != 0, np.arange(len(k)), len(k)), starts)
     ref = np.where(earliest_prev < len(k), earliest_prev, starts)
