@@ -221,3 +221,18 @@ def test_driver_scans_at_most_its_budget_largest_first(tmp_path, big_parquet, mo
     assert len([u for u in units if u.file == 1]) == DOCS // GROUP
     monkeypatch.setattr(splitting, "SCAN_BUDGET", os.path.getsize(big) + os.path.getsize(small))
     assert len(splitting.split_inputs(spec, [str(small), str(big)])) == (DOCS + 240) // GROUP
+
+
+def test_a_file_is_cut_into_even_ranges(big_jsonl):
+    """A file of 5.5 targets becomes 6 ranges of about the same size (not 5 full ones and a half),
+    so that workers finish together."""
+    from engine import splitting
+    from engine.job import parse_job
+    size = os.path.getsize(big_jsonl)
+    target = int(size / 5.5)
+    spec = parse_job({**split_job(0), "input": {"format": "jsonl", "split_bytes": target}})
+    units = splitting.split_inputs(spec, [big_jsonl])
+    starts = [u.part.start for u in units] + [size]
+    lengths = [b - a for a, b in zip(starts, starts[1:])]
+    assert len(units) == 6
+    assert max(lengths) - min(lengths) < 0.1 * size / 6, lengths  # cut at the target: a last range of half
