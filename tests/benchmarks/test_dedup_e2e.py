@@ -36,3 +36,24 @@ def test_both_sides_run_with_a_bytecode_cache(monkeypatch):
                        env=dedup_e2e._child_env(), capture_output=True, text=True, check=True)
     flag, prefix = r.stdout.split()
     assert flag == "0" and prefix == str(cache_dir() / "pycache")
+
+
+def test_median_run_gives_each_command_a_fresh_output_and_its_median(tmp_path):
+    """Each repeat starts from an empty output (a second run into a finished one would only resume)
+    and the figure is the median run, not the best."""
+    outs = [tmp_path / "a", tmp_path / "b"]
+    cmds = [[sys.executable, "-c", f"import os, sys; os.makedirs({str(o)!r}); open({str(o)!r} + '/mark', 'a').write('x')"]
+            for o in outs]
+    (wall_a, cpu_a), (wall_b, cpu_b) = dedup_e2e._median_run(cmds, outs, 3)  # makedirs fails on a kept output
+    assert all((o / "mark").read_text() == "x" for o in outs)
+    assert wall_a > 0 and wall_b > 0 and cpu_a >= 0 and cpu_b >= 0
+
+
+def test_decant_command_is_the_interpreters_entry_point():
+    """The bench runs the `decant` script of the interpreter it runs on, not a version manager's shim."""
+    from pathlib import Path
+    cmd = Path(dedup_e2e.decant_command())
+    assert cmd.name == "decant"
+    if (Path(sys.executable).parent / "decant").exists():
+        assert cmd.parent == Path(sys.executable).parent
+    assert subprocess.run([str(cmd), "--help"], capture_output=True, check=False).returncode == 0
