@@ -231,5 +231,35 @@ def main() -> None:
     app(args=expand_multi_value(sys.argv[1:]), prog_name="decant")
 
 
+def entry() -> None:
+    """The `decant` console script: `main()`, then out without the interpreter's teardown. A
+    finished command has closed and renamed every file it wrote; what teardown would do is free
+    memory object by object and module by module (~0.2 s after a `decant dedup` of 40k documents,
+    8% of its wall), which the OS does at once. The atexit handlers (Ray's shutdown,
+    multiprocessing's, logging's) still run first; with another thread alive (it could be writing),
+    or on an exception other than SystemExit, the exit is the usual one."""
+    import atexit
+    import os
+    import threading
+    try:
+        main()
+        code: int | str | None = 0
+    except SystemExit as e:
+        code = e.code
+    if threading.active_count() > 1:
+        sys.exit(code)
+    if not isinstance(code, int):
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -27,6 +27,26 @@ def test_cli_run_default_job_on_bundled_samples(tmp_path, repo):
     assert output_digest(out) == DEFAULT_JOB_DIGEST
 
 
+def test_console_script_exit_keeps_codes_output_and_atexit_handlers(tmp_path, repo):
+    """`entry` leaves without the interpreter's teardown: the exit code, everything printed to a
+    pipe and the atexit handlers (Ray's shutdown is one) must survive that."""
+    script = ("import atexit, sys\n"
+              "atexit.register(lambda: print('atexit ran', flush=False))\n"
+              "from jobs.cli import entry\n"
+              "sys.argv = ['decant'] + sys.argv[1:]\n"
+              "entry()\n")
+    ok = subprocess.run([sys.executable, "-c", script, "run", "-o", str(tmp_path / "o"), "-q"], cwd=repo,
+                        capture_output=True, text=True, timeout=600)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "documents read" in ok.stdout and ok.stdout.rstrip().endswith("atexit ran")
+    bad = subprocess.run([sys.executable, "-c", script, "run", "-i", str(tmp_path / "missing.jsonl"),
+                          "-o", str(tmp_path / "o2"), "-q"], cwd=repo, capture_output=True, text=True)
+    assert bad.returncode == 2 and "matches no file" in bad.stderr and "atexit ran" in bad.stdout
+    usage = subprocess.run([sys.executable, "-c", script, "no-such-command"], cwd=repo, capture_output=True,
+                           text=True)
+    assert usage.returncode == 2 and "atexit ran" in usage.stdout
+
+
 def test_expand_multi_value_input_flag():
     from jobs.cli import expand_multi_value
     assert expand_multi_value(["run", "job.yaml", "-i", "a", "b", "-o", "x", "--input", "c"]) == \
