@@ -29,8 +29,9 @@ QUICK = True
 
 
 def scaling_job(extra: list[dict] | None = None) -> dict[str, Any]:
-    """The benchmark's (and the Ray tests') job: jsonl -> langid -> line_dedup -> quality -> parquet."""
-    steps = [{"langid": {"threshold": 0.5}}, {"line_dedup": {}}, {"quality": {}}]
+    """The benchmark's (and the Ray tests') job: jsonl -> langid -> line_dedup -> quality -> parquet, with the
+    default job's settings where it has them (partitions: auto)."""
+    steps = [{"langid": {"threshold": 0.5}}, {"line_dedup": {"partitions": "auto"}}, {"quality": {}}]  # as jobs/default.yaml
     return {"name": "scaling", "input": {"format": "jsonl"}, "output": {"format": "parquet"},
             "pipeline": steps + list(extra or []), "executor": {"batch_size": 256}}
 
