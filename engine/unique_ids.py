@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.documents import ID, KEY
+from engine.hashing import fmix64
 from engine.operator import GlobalOperator, Params, Result
 from engine.shuffle import PARTITION, MapPart, read_map_parts, scatter_table
 
@@ -68,16 +69,6 @@ def _repeats_in_partition(parts: list[MapPart]) -> np.ndarray:
     return t.column(KEY).to_numpy()[same].astype(np.uint64)
 
 
-def _mix(h: np.ndarray) -> np.ndarray:
-    """murmur3's 64-bit finaliser, in place."""
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB93FE53C4E63)
-    h ^= h >> np.uint64(33)
-    return h
-
-
 def string_hashes(col: pa.Array) -> np.ndarray:
     """A 64-bit hash of every string of a string column (0 for a null), in a few numpy passes over
     the column's bytes (no Python string per row): the sum over its bytes of a mix of (position,
@@ -94,11 +85,11 @@ def string_hashes(col: pa.Array) -> np.ndarray:
     with np.errstate(over="ignore"):
         if len(data):
             pos = np.arange(len(data), dtype=np.int64) - np.repeat(starts, lens)
-            terms = _mix((pos.astype(np.uint64) << np.uint64(8)) | data)
+            terms = fmix64((pos.astype(np.uint64) << np.uint64(8)) | data)
             nonempty = lens > 0
             h[nonempty] = np.add.reduceat(terms, starts[nonempty])
         h ^= lens.astype(np.uint64) << np.uint64(40)
-        _mix(h)
+        fmix64(h)
     if col.null_count:
         h[~np.asarray(col.is_valid())] = 0
     return h

@@ -37,6 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from engine.hashing import fmix64
+
 EMPTY = np.uint32(0xFFFFFFFF)
 _SENTINEL = "\x02"  # survives normalisation as its own word: marks the start of every document
 # Normalisation: lowercase; every character that is not a word character (Unicode \w: letters
@@ -278,17 +280,6 @@ def normalize(text: str) -> str:
     bufs, buf, st, ln = tokenize(text.replace(_SENTINEL, " "))
     return b" ".join(bufs[b][x:x + n] for b, x, n in zip(buf.tolist(), st.tolist(), ln.tolist())).decode(
         "utf-8", "surrogatepass")
-
-
-def fmix64(h: np.ndarray) -> np.ndarray:
-    """murmur3's 64-bit finaliser (avalanche), in place on a uint64 array; returns it."""
-    with np.errstate(over="ignore"):
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xC4CEB93FE53C4E63)
-        h ^= h >> np.uint64(33)
-    return h
 
 
 def _joined_column(col: pa.LargeStringArray) -> bytes:
