@@ -45,6 +45,7 @@ from engine.documents import TEXT, set_column
 from engine.operator import Operator, Params, Resources, Result, register
 from operators.columns import BUCKET, LANGUAGE, PERPLEXITY
 from operators.paths import BUNDLED_MODELS, REPO_ROOT
+from operators.text_norm import CodePointTable
 
 log = logging.getLogger(__name__)
 
@@ -116,43 +117,14 @@ def normalize(line: str) -> str:
     return unicodedata.normalize("NFD", line).translate(_full_table())
 
 
-#: `_code_table`'s marks for a deleted code point and for one not classified yet.
-_DELETED = np.uint32(0xFFFFFFFF)
-_UNSEEN = np.uint32(0xFFFFFFFE)
-_CODE_TABLE: np.ndarray | None = None
+#: `_full_table` as a numpy table ("\n" is kept: it separates the lines of a batch); the few
+#: multi-character replacements map to themselves there and are replaced afterwards (`_MULTI`).
+_CODES = CodePointTable(_FULL_TABLE, keep=(ord("\n"),))
 #: The multi-character replacements ("—" -> " - "), done after the gather.
 _MULTI: dict[str, str] = {k: v for k, v in PUNCT_MAP.items() if len(v) > 1}
 #: The ASCII part of the table as a bytes.translate table, "\n" kept.
 _ASCII_BYTES = bytes(ord("0") if 48 <= c <= 57 else c for c in range(256))
 _ASCII_DELETE = bytes(c for c in _CONTROL if c < 128 and c != ord("\n"))
-
-
-def _code_table() -> np.ndarray:
-    """`_full_table` as a uint32 array over every code point (the replacement, `_DELETED`, or
-    `_UNSEEN` until `_mapped` classifies it), so that a whole batch is mapped in one numpy gather
-    instead of a dict lookup per character. "\n" is kept (it separates the lines of a batch); the few
-    multi-character replacements map to themselves here and are replaced afterwards (`_MULTI`)."""
-    global _CODE_TABLE
-    if _CODE_TABLE is None:
-        table = np.full(0x110000, _UNSEEN, dtype=np.uint32)
-        table[ord("\n")] = ord("\n")
-        _CODE_TABLE = table
-    return _CODE_TABLE
-
-
-def _mapped(cp: np.ndarray) -> np.ndarray:
-    """`_code_table` gathered at the code points, the unseen ones classified first."""
-    table = _code_table()
-    out = table[cp]
-    unseen = out == _UNSEEN
-    if unseen.any():
-        for c in np.unique(cp[unseen]).tolist():
-            v = _full_table()[c]
-            if isinstance(v, str):                   # a replacement (multi-character: kept, see _MULTI)
-                v = ord(v) if len(v) == 1 else c
-            table[c] = _DELETED if v is None else v
-        out = table[cp]
-    return out
 
 
 def _translate(text: str) -> str:
@@ -161,8 +133,8 @@ def _translate(text: str) -> str:
     change, so replacing the multi-character ones last gives str.translate's result."""
     if text.isascii():
         return text.encode("ascii").translate(_ASCII_BYTES, _ASCII_DELETE).decode("ascii")
-    mapped = _mapped(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
-    out = mapped[mapped != _DELETED].tobytes().decode("utf-32-le", "surrogatepass")
+    mapped = _CODES.gather(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
+    out = mapped[mapped != CodePointTable.DELETED].tobytes().decode("utf-32-le", "surrogatepass")
     for k, v in _MULTI.items():
         if k in out:
             out = out.replace(k, v)

@@ -101,23 +101,45 @@ def normalize_line(line: str) -> str:
     return " ".join(normalize_text(line).replace("\n", " ").split())
 
 
-#: `_TABLE` as a uint32 array over every code point, filled as `_TABLE` is (on first sight).
-_UNSEEN = np.uint32(0xFFFFFFFE)
-_DELETED = np.uint32(0xFFFFFFFF)
-_CODES = np.full(0x110000, _UNSEEN, dtype=np.uint32)
+class CodePointTable:
+    """A `str.translate` table (code point -> a character, a code point, None to delete, or a longer
+    string) as a uint32 array over every code point, so that a whole batch of text is mapped by one
+    numpy gather; filled as the dict table is, on first sight of each code point. A longer string
+    maps to the code point itself (the caller replaces those afterwards); the code points of `keep`
+    map to themselves whatever the table says."""
+
+    DELETED = np.uint32(0xFFFFFFFF)
+    _UNSEEN = np.uint32(0xFFFFFFFE)
+
+    def __init__(self, table, keep: tuple[int, ...] = ()) -> None:
+        self.table, self.keep = table, keep
+        self.codes: np.ndarray | None = None  # 4.4 MB: made on the first gather
+
+    def gather(self, cp: np.ndarray) -> np.ndarray:
+        """The mapped code points, DELETED where the table deletes."""
+        if self.codes is None:
+            self.codes = np.full(0x110000, self._UNSEEN, dtype=np.uint32)
+            self.codes[list(self.keep)] = list(self.keep)
+        out = self.codes[cp]
+        unseen = out == self._UNSEEN
+        if unseen.any():
+            for c in np.unique(cp[unseen]).tolist():
+                v = self.table[c]
+                if isinstance(v, str):
+                    v = ord(v) if len(v) == 1 else c
+                self.codes[c] = self.DELETED if v is None else v
+            out = self.codes[cp]
+        return out
+
+
+_CODES = CodePointTable(_TABLE)
 _SPACE, _NEWLINE = 32, 10
 
 
 def _mapped(cp: np.ndarray) -> np.ndarray:
     """`_TABLE` applied to code points (every value of the table is one character or None)."""
-    out = _CODES[cp]
-    unseen = out == _UNSEEN
-    if unseen.any():
-        for c in np.unique(cp[unseen]).tolist():
-            v = _TABLE[c]
-            _CODES[c] = _DELETED if v is None else ord(v)
-        out = _CODES[cp]
-    return out[out != _DELETED]
+    out = _CODES.gather(cp)
+    return out[out != CodePointTable.DELETED]
 
 
 def _collapse_spaces(m: np.ndarray) -> np.ndarray:
