@@ -34,9 +34,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from engine.hashing import fmix64
 from engine.io import remove
 from engine.shuffle import read_scattered, scatter_table, write_scattered, write_work_table
-from engine.hashing import fmix64
 
 EDGE_SCHEMA = pa.schema([pa.field("u", pa.uint64()), pa.field("v", pa.uint64())])
 
