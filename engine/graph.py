@@ -141,6 +141,15 @@ class Graph:
         first_global = next((i for i, o in enumerate(self.operators) if isinstance(o, GlobalOperator)), len(names))
         return ["reader", *names[:first_global], UNIQUE_IDS, *names[first_global:]]
 
+    def carry_drops(self, stage_index: int) -> list[str]:
+        """The readers' payload columns (e.g. html) that no step after this stage reads: left out
+        of its carry, so a WARC job's later stages neither write nor read the pages again."""
+        later: set[str] = set()
+        for stage in self.stages[stage_index + 1:]:
+            for op in stage.operators():
+                later |= set(op.inputs)
+        return sorted(self.transient_columns() - later)
+
     def transient_columns(self) -> set[str]:
         """Raw payload columns of the readers (e.g. html), never written to documents/."""
         out: set[str] = set()

@@ -39,9 +39,15 @@ class SchemaChanged(Exception):
 
 
 class RollingFile:
-    """One output folder: appends batches, rolls to a new part when the size passes the limit."""
+    """One output folder: appends batches, rolls to a new part when the size passes the limit.
 
-    def __init__(self, folder: str, prefix: str, fmt: str, max_bytes: int) -> None:
+    Its parts are staged flat, as `<staging>/<key>-<n><suffix>` beside the other folders' parts
+    (key: the first folder and a number, e.g. `documents-00003`), since a folder per partition in
+    staging cost three mkdirs and an rmdir per file; `files` pairs each staged file with its place
+    below the output, `<folder>/<prefix>-<n><suffix>`."""
+
+    def __init__(self, staging: str, key: str, folder: str, prefix: str, fmt: str, max_bytes: int) -> None:
+        self.staging, self.key = staging, key
         self.folder, self.prefix, self.max_bytes = folder, prefix, max_bytes
         self.format = registry.get_writer(fmt)
         self.part = 0
@@ -51,15 +57,14 @@ class RollingFile:
         self.schema: pa.Schema | None = None  # of the open part (held batches included)
         self.held: list[pa.RecordBatch] = []
         self.held_bytes = 0
-        self.files: list[str] = []
+        self.files: list[tuple[str, str]] = []  # (staged file, its path below the output)
 
     def _open(self, schema: pa.Schema) -> None:
-        name = f"{self.folder}/{self.prefix}-{self.part:04d}{self.format.suffix}"
-        eio.makedirs(self.folder)
-        fs, p = eio.fs_and_path(name)
-        self._fh = fs.open(p, "wb")
+        suffix = f"{self.part:04d}{self.format.suffix}"
+        staged = f"{self.staging}/{self.key}-{suffix}"
+        self._fh = eio.open_output(staged)
         self._writer = self.format(self._fh, schema)
-        self.files.append(name)
+        self.files.append((staged, f"{self.folder}/{self.prefix}-{suffix}"))
         self.size = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -115,7 +120,8 @@ class FolderWriter:
     def write_to(self, rel: str, batch: pa.RecordBatch) -> None:
         f = self.files.get(rel)
         if f is None:
-            f = self.files[rel] = RollingFile(f"{self.staging}/{rel}", self.prefix, self.fmt, self.max_bytes)
+            f = self.files[rel] = RollingFile(self.staging, f"{rel.split('/', 1)[0]}-{len(self.files):05d}", rel, self.prefix, self.fmt,
+                                              self.max_bytes)
         try:
             f.write(batch)
         except SchemaChanged:
@@ -127,12 +133,21 @@ class FolderWriter:
             for x in sorted(self.files.values(), key=lambda x: -x.held_bytes)[:max(1, len(self.files) // 4)]:
                 x.flush()
 
-    def close(self) -> list[str]:
+    def close(self) -> list[tuple[str, str]]:
+        """(staged file, its path below the output) of every part written."""
         out = []
         for f in self.files.values():
             f.close()
             out.extend(f.files)
         return out
+
+    def publish(self, root: str) -> list[str]:
+        """Close, then rename every part to its place below `root`; the paths it now has."""
+        done = []
+        for staged, rel in self.close():
+            done.append(f"{root.rstrip('/')}/{rel}")
+            eio.rename(staged, done[-1])
+        return done
 
 
 class DocumentWriter(FolderWriter):

@@ -15,15 +15,15 @@ reader's `sniff` about the (decompressed) head of the file.
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pyarrow as pa
 
 from engine import registry
-from engine.errors import JobError
-from engine.errors import StorageError
-from engine.io import open_input, read_head
+from engine.errors import JobError, StorageError
+from engine.io import open_input
 
 #: How much of a (decompressed) shard the sniffers look at: enough for a header and a few records.
 HEAD_BYTES = 65_536
@@ -157,3 +157,30 @@ def open_reader(path: str, fmt: str = "auto", **params: Any) -> Reader:
     if unknown:
         raise JobError(f"input.options: unknown reader option(s) {unknown}; known: {sorted(known_options())}")
     return cls(**{k: v for k, v in params.items() if k in cls.OPTIONS})
+
+
+def read_head(path: str, n: int = 8192) -> bytes:
+    """The first n bytes of a file, gunzipped when it is gzip (member after member); a damaged or
+    truncated gzip stream gives what decoded before the damage, never an exception."""
+    with open_input(path) as f:
+        raw = f.read(max(n, 4096))
+        if raw[:2] != b"\x1f\x8b":
+            return raw[:n]
+        out = bytearray()
+        data = raw
+        dec = zlib.decompressobj(31)
+        while len(out) < n and data:
+            try:
+                out += dec.decompress(data, n - len(out))
+            except zlib.error:
+                break
+            if dec.eof:
+                data = dec.unused_data or f.read(65536)
+                if data[:2] != b"\x1f\x8b":
+                    break
+                dec = zlib.decompressobj(31)
+            elif dec.unconsumed_tail:
+                data = dec.unconsumed_tail
+            else:
+                data = f.read(65536)
+        return bytes(out[:n])

@@ -137,6 +137,7 @@ def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> Unit
                            graph.transient_columns()) if stage.is_last else None)
     mappers = {op.name: MapWriter(f"{staging}/map-{op.name}", op.num_partitions()) for op in stage.map_ops}
     carry = FolderWriter(staging, name, carry_format(staging), out.max_file_bytes) if stage.map_ops else None
+    carry_drops = graph.carry_drops(stage_index)
     # decisions stay per input file (keys >> 32): every range of a file reads its file's table
     apply_tables = {op.name: _apply_table(layout.global_dir(stage_index - 1, op.name), work.file)
                     for op in stage.apply_ops}
@@ -157,7 +158,8 @@ def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> Unit
             for op in stage.map_ops:
                 with Timer(stats, op.name):
                     mappers[op.name].write(op.map(batch))
-            carry.write_to("carry", batch)
+            drops = [c for c in carry_drops if c in batch.schema.names]
+            carry.write_to("carry", batch.drop_columns(drops) if drops else batch)
         else:
             docs.write(batch)
             stats.written += batch.num_rows
@@ -185,14 +187,13 @@ def _commit(plan: JobPlan, stage_index: int, shard: int, staging: str, rejects: 
     layout = plan.work
     n: dict[str, int] = {}
     if carry is not None:
-        for f in carry.close():
-            eio.rename(f, f"{layout.stage_output(stage_index, plan.units[shard])}/{f.rsplit('/', 1)[-1]}")
+        for staged, rel in carry.close():
+            eio.rename(staged, f"{layout.stage_output(stage_index, plan.units[shard])}/{rel.rsplit('/', 1)[-1]}")
             n["carry"] = n.get("carry", 0) + 1
     for name, mapper in mappers.items():  # map output by unit index (a whole-file job: the file's)
         n[f"map:{name}"] = mapper.commit(layout.global_dir(stage_index, name), shard)
-    for f in rejects.close() + (docs.close() if docs else []):
-        rel = f[len(staging) + 1:]
-        eio.rename(f, f"{plan.out}/{rel}")
-        n[rel.split("/", 1)[0]] = n.get(rel.split("/", 1)[0], 0) + 1
+    for f in rejects.publish(plan.out) + (docs.publish(plan.out) if docs else []):
+        kind = f[len(plan.out.rstrip("/")) + 1:].split("/", 1)[0]
+        n[kind] = n.get(kind, 0) + 1
     eio.remove(staging)
     return n

@@ -117,9 +117,8 @@ class MapWriter:
         if not self.pending:
             return
         if self.out is None:
-            eio.makedirs(self.path.rsplit("/", 1)[0])
-            fs, pp = eio.fs_and_path(self.path)
-            fh = fs.open(pp, "wb")
+            fs = eio.fs_and_path(self.path)[0]
+            fh = eio.open_output(self.path)
             self.out = (fh, pq.ParquetWriter(fh, self.schema, **intermediate_options(fs)))
         held = pa.concat_tables([t for t, _ in self.pending]) if len(self.pending) > 1 else self.pending[0][0]
         for p, rows in scatter_table(held, np.concatenate([p for _, p in self.pending])):

@@ -22,6 +22,16 @@ __all__ = ["JsonlWriter", "ParquetWriter", "iter_documents", "iter_rejects", "re
            "sort_by_id"]
 
 
+def column_codecs(schema: pa.Schema) -> dict[str, str]:
+    """zstd for text (strings and bytes: nearly all of a document file's bytes), snappy for the
+    numeric signal columns, and no dictionary pages. A partitioned output writes a file per shard,
+    language and bucket, most of them small: zstd on each of ~50 column chunks was half the cost of
+    writing a small file (2.2 vs 1.2 ms), for 1.6% smaller files on a WET job's documents, and the
+    dictionary pages cost more than they saved."""
+    text = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+    return {f.name: "zstd" if any(t(f.type) for t in text) else "snappy" for f in schema}
+
+
 @register
 class ParquetWriter(Writer):
     name: ClassVar[str] = "parquet"
@@ -29,7 +39,7 @@ class ParquetWriter(Writer):
 
     def __init__(self, fh, schema: pa.Schema) -> None:
         super().__init__(fh, schema)
-        self._pq = pq.ParquetWriter(fh, schema, compression="zstd")
+        self._pq = pq.ParquetWriter(fh, schema, compression=column_codecs(schema), use_dictionary=False)
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._pq.write_batch(batch)

@@ -29,7 +29,7 @@ def carried(tmp_path, fmt: str) -> list[pa.RecordBatch]:
     w = FolderWriter(str(tmp_path / fmt), 0, fmt, 1 << 30)
     for b in written_batches():
         w.write_to("carry", b)
-    files = w.close()
+    files = w.publish(str(tmp_path / fmt))
     assert files
     return list(iter_carry(str(tmp_path / fmt / "carry"), BATCH))
 
@@ -58,3 +58,25 @@ def test_a_parquet_stage_output_is_still_read(tmp_path):
     eio.write_parquet_atomic(t, str(tmp_path / "carry" / "part-000000-0000.parquet"))
     got = pa.Table.from_batches(list(iter_carry(str(tmp_path / "carry"), BATCH)))
     assert got.equals(t)
+
+
+def test_pages_are_not_carried_past_the_last_step_that_reads_them(tmp_path, repo):
+    # a WARC job's stage 0 carried every page's html to the later stages, which never read it
+    import pyarrow.ipc as ipc
+
+    from jobs.runjob import run_job, validate_job
+    from operators.writers import read_documents
+    src = [str(repo / "samples" / "web-2024-sample-0000.warc.gz")]
+    job = {"pipeline": [{"extract": {}}, {"line_dedup": {}}, {"test_drop_sevens": {}}],
+           "plugins": ["decant_test_plugins"]}
+    stats = run_job(job, inputs=src, out=str(tmp_path / "o"), workers=1, keep_work=True)
+    carried = [f for f in eio.listdir_files(str(tmp_path / "o" / "_work" / "stage-0")) if f.endswith(".arrow")]
+    assert carried and stats["total"]["accounting_ok"]
+    for f in carried:
+        names = ipc.open_file(f).schema.names
+        assert "text" in names and "html" not in names
+    assert read_documents(str(tmp_path / "o")).num_rows == stats["total"]["documents_kept"] > 0
+    # a step after the barrier that reads html keeps it in the carry
+    late = validate_job({"pipeline": [{"line_dedup": {}}, {"extract": {}}]})
+    assert late.carry_drops(0) == []
+    assert validate_job(job).carry_drops(0) == ["html"]

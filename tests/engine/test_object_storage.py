@@ -30,7 +30,8 @@ SHARDS = ("web-2024-sample-0000.warc.gz", "web-2024-sample-0001.warc.gz")
 JOB = {"pipeline": [{"extract": {}}, {"langid": {}}, {"line_dedup": {"partitions": 2}}, {"quality": {}}],
        "output": {"partition_by": ["language"]}}
 #: Where a unit stages its files: OUT/_work/staging/stage-S/shard-N/attempt-X/<kind>/...
-STAGED = re.compile(r"_work/staging/stage-(\d+)/shard-(\d+)/attempt-[^/]+/([^/]+)/")
+#: A staged object: its unit and its kind (documents-00003-0000.parquet, carry-..., map-<operator>/...).
+STAGED = re.compile(r"_work/staging/stage-(\d+)/shard-(\d+)/attempt-[^/]+/(map-[^/]+|[a-z]+)[/-]")
 #: What stays in OUT after a run (without --keep-work).
 FINAL_PREFIXES = ("documents/", "rejects/", "index/", "_work/manifest/")
 FINAL_FILES = ("stats.json", "duplicates.parquet", "_work/job.json", "_work/units.json")

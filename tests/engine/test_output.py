@@ -19,7 +19,7 @@ def test_partition_pieces_are_one_row_group_per_file(tmp_path):
     w = DocumentWriter(str(tmp_path), 0, "parquet", 1 << 30, ["language"])
     for k in range(20):  # each batch cut into three pieces, one per language
         w.write(_batch(["en", "fr", "de"] * 5, k * 15))
-    files = w.close()
+    files = w.publish(str(tmp_path))
     assert len(files) == 3
     for f in files:
         meta = pq.ParquetFile(f).metadata
@@ -34,7 +34,7 @@ def test_held_batches_are_bounded_per_shard(tmp_path, monkeypatch):
     for k in range(40):
         w.write(_batch(["en", "fr", "de", "es"] * 4, k * 16))
         assert sum(f.held_bytes for f in w.files.values()) <= 4000 + 4 * _batch(["en"] * 4, 0).nbytes
-    files = w.close()
+    files = w.publish(str(tmp_path))
     groups = sum(pq.ParquetFile(f).metadata.num_row_groups for f in files)
     assert 4 < groups < 160  # flushed in several row groups, far fewer than one per piece
     assert sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 640

@@ -44,7 +44,7 @@ def write_documents(out: Path, rows: list[dict], fmt: str = "parquet", schema: p
     writer = DocumentWriter(str(out), 0, fmt, 1 << 30, PARTITION_BY)
     cols = {k: [r.get(k) for r in rows] for k in rows[0]}
     writer.write(make_batch(cols, schema))
-    assert writer.close()
+    assert writer.publish(str(out))
 
 
 def write_rejects(out: Path, by_operator: dict[str, list[str]], fmt: str = "jsonl") -> None:
@@ -52,7 +52,7 @@ def write_rejects(out: Path, by_operator: dict[str, list[str]], fmt: str = "json
     for op, reasons in by_operator.items():
         ids = [f"{op}-{i}" for i in range(len(reasons))]
         writer.write(op, make_batch({"id": ids, "text": ["rejected text"] * len(ids)}), reasons)
-    assert writer.close()
+    assert writer.publish(str(out))
 
 
 #: (language, bucket, perplexity, how many documents)
