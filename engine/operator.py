@@ -94,6 +94,16 @@ class Operator:
             self.setup()
             self._ready = True
 
+    #: Whether `preload` leaves nothing but memory behind (no thread, child process, open file or
+    #: connection), so that a driver about to fork its local workers may run it once for them all.
+    preload_before_fork: ClassVar[bool] = False
+
+    def preload(self) -> None:
+        """Set up, and load now what later batches would load on first use (e.g. every language's
+        model): run in a driver about to fork workers, which then share it copy-on-write instead
+        of each loading it again (CPU once, memory once)."""
+        self.ensure_setup()
+
     def process(self, batch: pa.RecordBatch) -> Result:
         raise NotImplementedError
 

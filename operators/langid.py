@@ -100,6 +100,7 @@ class LangIdParams(Params):
 class LangId(Operator):
     """fastText lid.176 -> language, language_score (float32); unknown below the threshold."""
 
+    preload_before_fork = True  # a fastText model: memory only
     name = "langid"
     inputs = (TEXT,)
     outputs = (LANGUAGE, LANGUAGE_SCORE)

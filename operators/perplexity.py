@@ -496,6 +496,14 @@ class Perplexity(Operator):
             state["_ready"] = False
         return state
 
+    preload_before_fork = True
+
+    def preload(self) -> None:
+        """Every available language's model (a job's languages are known only once read)."""
+        self.ensure_setup()
+        for lang in sorted(self.available):
+            self.model(lang)
+
     def model(self, lang: str) -> LanguageModel | None:
         m = self._models.get(lang)
         if m is None:

@@ -122,6 +122,8 @@ class SignalOperator(Operator):
     model, once per worker), `model_language` and `score` (float64 scores of a text column).
     """
 
+    preload_before_fork = True  # its model is memory only (fastText, or numpy weights)
+
     inputs = (TEXT,)
     signal: ClassVar[str] = ""
     model_suffixes: ClassVar[tuple[str, ...]] = ()

@@ -90,6 +90,36 @@ class KillWorkerOnce(Filter):
 
 
 @register
+class SetupPid(Filter):
+    """Test operator: a column with the pid of the process that set it up (`preload: true` lets a
+    driver about to fork preload it), and one with the pid that ran the batch."""
+
+    name = "test_setup_pid"
+    outputs = ("test_setup_pid", "test_batch_pid")
+
+    class Params(Filter.Params):
+        preload: bool = False
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.preload_before_fork = self.params.preload
+        self.setup_pid = None
+
+    def setup(self):
+        import os
+        self.setup_pid = os.getpid()
+
+    def compute(self, batch):
+        import os
+        n = batch.num_rows
+        batch = set_column(batch, "test_setup_pid", pa.array([self.setup_pid] * n, pa.int64()))
+        return set_column(batch, "test_batch_pid", pa.array([os.getpid()] * n, pa.int64()))
+
+    def decide(self, batch):
+        return np.ones(batch.num_rows, dtype=bool), np.full(batch.num_rows, "", dtype=object)
+
+
+@register
 class LosesRows(Filter):
     """Test operator that breaks the contract: filters the batch itself instead of returning a mask."""
 

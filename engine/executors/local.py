@@ -3,7 +3,9 @@
 Shards of a stage are handed to a process pool whose processes each build the job's worker once
 (engine.worker.start_process_worker), so models load once per process and stay loaded across
 shards and stages. Workers are forked from the driver when it runs no other thread (they start
-with its imports and graph in milliseconds), else from a forkserver (engine.executors.pool_start).
+with its imports and graph in milliseconds, and with the models of operators that allow it
+(`preload_before_fork`) already loaded by the driver, once for all), else from a forkserver
+(engine.executors.pool_start).
 A worker that dies (killed, out of memory) breaks the pool: the pool is rebuilt and the
 unfinished shards are retried, up to max_retries; finished shards are safe in the manifest.
 """
@@ -73,14 +75,33 @@ class LocalExecutor:
         if self._pool is None:
             ctx = pool_context(self._packages or (self._plan.packages if self._plan else ()))
             forked = ctx.get_start_method() == "fork"
-            # a forked worker takes the driver's graph unless the driver set an operator up (a reduce
-            # may have: its state, e.g. a helper process, is the driver's own)
-            fresh = self._graph is not None and not any(getattr(op, "_ready", False) for op in self._graph.operators)
-            graph = self._graph if forked and fresh else None
+            graph = self._graph if forked and self._shareable(self._graph) else None
+            if graph is not None:
+                self._preload(graph)
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=ctx, initializer=_start_pool_process,
                 initargs=(os.getpid(), self._plan, graph, None if forked else worker_env()))
         return self._pool
+
+    @staticmethod
+    def _shareable(graph: Graph | None) -> bool:
+        """May forked workers take the driver's graph? Not once the driver has set an operator up
+        other than by `preload` (a reduce may have: its state, e.g. a helper process, is the
+        driver's own)."""
+        return graph is not None and not any(getattr(op, "_ready", False) and not op.preload_before_fork
+                                             for op in graph.operators)
+
+    @staticmethod
+    def _preload(graph: Graph) -> None:
+        """Models loaded once in the driver, shared copy-on-write by the workers it forks. An
+        operator whose preload fails is left to each worker's setup, which reports the error at
+        its place (the unit it was running)."""
+        for op in graph.operators:
+            if op.preload_before_fork:
+                try:
+                    op.preload()
+                except Exception:  # noqa: BLE001 - the worker raises it again, with its context
+                    pass
 
     def _reset_pool(self) -> None:
         if self._pool is not None:

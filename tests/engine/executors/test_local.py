@@ -102,3 +102,27 @@ def test_a_driver_with_other_threads_starts_workers_from_a_forkserver(tmp_path, 
         stop.set()
     assert marker.exists()
     assert stats["total"]["documents_kept"] == 240 and stats["total"]["accounting_ok"]
+
+
+def test_forked_workers_share_what_the_driver_preloaded(tmp_path):
+    # an operator that allows it is set up once, in the driver, before the fork; one that does
+    # not is set up in each worker; the documents are the same either way
+    from engine.executors import pool_start
+    from jobs.runjob import run_job
+    from operators.writers import read_documents
+    src = _lines_input(tmp_path)
+    forked = pool_start.fork_is_safe()  # another thread alive (a Ray client left by a test): a forkserver
+    outs = {}
+    for preload in (True, False):
+        job = {"plugins": ["decant_test_plugins"], "executor": {"batch_size": 10},
+               "pipeline": [{"test_setup_pid": {"preload": preload}}, {"test_drop_sevens": {}}]}
+        run_job(job, inputs=src, out=str(tmp_path / str(preload)), workers=2)
+        outs[preload] = read_documents(str(tmp_path / str(preload))).sort_by([("id", "ascending")])
+    pre, own = outs[True], outs[False]
+    assert os.getpid() not in set(pre.column("test_batch_pid").to_pylist())  # batches ran in workers
+    if forked:
+        assert set(pre.column("test_setup_pid").to_pylist()) == {os.getpid()}  # the driver, once
+    else:
+        assert pre.column("test_setup_pid").to_pylist() == pre.column("test_batch_pid").to_pylist()
+    assert own.column("test_setup_pid").to_pylist() == own.column("test_batch_pid").to_pylist()
+    assert pre.select(["id", "text"]).equals(own.select(["id", "text"]))
