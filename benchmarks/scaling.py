@@ -33,7 +33,7 @@ def scaling_job(extra: list[dict] | None = None) -> dict[str, Any]:
     default job's settings where it has them (partitions: auto)."""
     steps = [{"langid": {"threshold": 0.5}}, {"line_dedup": {"partitions": "auto"}}, {"quality": {}}]  # as jobs/default.yaml
     return {"name": "scaling", "input": {"format": "jsonl"}, "output": {"format": "parquet"},
-            "pipeline": steps + list(extra or []), "executor": {"batch_size": 256}}
+            "pipeline": steps + list(extra or []), "executor": {"batch_size": 1024}}
 
 
 _CHILD = r"""

@@ -26,7 +26,7 @@ class RowBuffer:
     """Collects document rows and emits a batch at `batch_size` rows or `max_bytes` of content,
     so memory is bounded by the batch, not by the shard (one huge page cannot pile up 1000x)."""
 
-    def __init__(self, batch_size: int, max_bytes: int = 64 << 20) -> None:
+    def __init__(self, batch_size: int, max_bytes: int = 16 << 20) -> None:
         self.batch_size = max(1, int(batch_size))
         self.max_bytes = max_bytes
         self.cols: dict[str, list] = {c: [] for c in DOC_COLUMNS}

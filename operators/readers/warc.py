@@ -684,7 +684,7 @@ class WarcReader(Reader):
     OPTIONS: ClassVar[set[str]] = {"max_bytes", "max_batch_bytes", "keep_non_2xx"}
     line_mode: ClassVar[bool] = False
 
-    def __init__(self, max_bytes: int = 10_000_000, max_batch_bytes: int = 64 << 20,
+    def __init__(self, max_bytes: int = 10_000_000, max_batch_bytes: int = 16 << 20,
                  keep_non_2xx: bool = False, **params: Any) -> None:
         check_params(self.name, params, set())
         super().__init__(max_bytes=max_bytes, max_batch_bytes=max_batch_bytes, keep_non_2xx=keep_non_2xx)
