@@ -19,7 +19,6 @@ These functions are mounted as commands by jobs/cli.py.
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import os
@@ -206,6 +205,8 @@ def wait_for(cluster: Cluster, job_id: str, stream: bool = True, timeout: float 
             async for chunk in client.tail_job_logs(job_id):
                 out.write(chunk)
                 out.flush()
+        import asyncio  # here: every `decant` command would pay its import (~30 ms)
+
         try:
             asyncio.run(asyncio.wait_for(tail(), timeout))
         except TimeoutError:
