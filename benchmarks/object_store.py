@@ -140,7 +140,7 @@ def carry_cpu(path: str, folder: str, batch_size: int = 256, repeats: int = 3) -
             w = FolderWriter(stage, 0, fmt, 1 << 40)
             for b in batches:
                 w.write_to("carry", b)
-            files = w.close()
+            files = w.publish(stage)
             c1 = time.process_time()
             rows = sum(b.num_rows for b in iter_carry(f"{stage}/carry", batch_size))
             c2 = time.process_time()
