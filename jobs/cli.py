@@ -99,8 +99,12 @@ def _run_with_progress(run_job, data: dict[str, Any], quiet: bool = False, **kw)
 
     if quiet:
         return run_job(data, **kw)
+    # no refresh thread (the display is redrawn as units finish): with no other thread alive the
+    # local executor forks its workers from this process, which a forkserver would otherwise start
+    # (a new interpreter importing the job's modules) and the workers would not share the models
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[docs]:,} docs read"), TimeElapsedColumn(), console=console)
+                        TextColumn("{task.fields[docs]:,} docs read"), TimeElapsedColumn(), console=console,
+                        auto_refresh=False)
     state: dict[str, Any] = {"docs": 0}
 
     def on_plan(plan, graph):
@@ -110,11 +114,11 @@ def _run_with_progress(run_job, data: dict[str, Any], quiet: bool = False, **kw)
         state["task"] = progress.add_task(f"{units} x {len(graph.stages)} stage(s)",
                                           total=len(plan.units) * len(graph.stages), docs=0)
         done = len([u for u in Manifest(plan.work.manifest).units() if "/shard-" in u])
-        progress.update(state["task"], completed=done)
+        progress.update(state["task"], completed=done, refresh=True)
 
     def on_done(rec):
         state["docs"] += rec.reader.documents
-        progress.update(state["task"], advance=1, docs=state["docs"])
+        progress.update(state["task"], advance=1, docs=state["docs"], refresh=True)
 
     with progress:
         return run_job(data, on_plan=on_plan, on_done=on_done, **kw)

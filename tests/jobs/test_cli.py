@@ -98,3 +98,23 @@ def test_cli_unknown_executor_is_a_clear_error(tmp_path, repo, shards):
     r = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "-i", shards[0], "-o", str(tmp_path / "o"),
                         "--executor", "foo", "-q"], cwd=repo, capture_output=True, text=True)
     assert r.returncode == 2 and "unknown executor" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_progress_display_leaves_the_driver_single_threaded(tmp_path):
+    # a display thread made the local executor start its workers from a forkserver (a new
+    # interpreter) instead of forking them with the driver's imports and preloaded models
+    import threading
+
+    from jobs.cli import _run_with_progress
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i}", "text": f"text {i}"}) + "\n" for i in range(30)))
+    seen = []
+
+    def run_job_spy(data, on_plan=None, on_done=None, **kw):
+        seen.append(threading.active_count())  # while the display is up
+        return run_job(data, on_plan=on_plan, on_done=on_done, **kw)
+
+    before = threading.active_count()
+    stats = _run_with_progress(run_job_spy, drop_sevens_job(), inputs=[str(src)], out=str(tmp_path / "o"))
+    assert seen == [before]
+    assert stats["total"]["accounting_ok"] and stats["total"]["documents_read"] == 30
