@@ -120,8 +120,8 @@ class FolderWriter:
     def write_to(self, rel: str, batch: pa.RecordBatch) -> None:
         f = self.files.get(rel)
         if f is None:
-            f = self.files[rel] = RollingFile(self.staging, f"{rel.split('/', 1)[0]}-{len(self.files):05d}", rel, self.prefix, self.fmt,
-                                              self.max_bytes)
+            key = f"{rel.split('/', 1)[0]}-{len(self.files):05d}"
+            f = self.files[rel] = RollingFile(self.staging, key, rel, self.prefix, self.fmt, self.max_bytes)
         try:
             f.write(batch)
         except SchemaChanged:

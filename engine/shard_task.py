@@ -192,8 +192,9 @@ def _commit(plan: JobPlan, stage_index: int, shard: int, staging: str, rejects: 
             n["carry"] = n.get("carry", 0) + 1
     for name, mapper in mappers.items():  # map output by unit index (a whole-file job: the file's)
         n[f"map:{name}"] = mapper.commit(layout.global_dir(stage_index, name), shard)
-    for f in rejects.publish(plan.out) + (docs.publish(plan.out) if docs else []):
-        kind = f[len(plan.out.rstrip("/")) + 1:].split("/", 1)[0]
-        n[kind] = n.get(kind, 0) + 1
+    for kind, writer in (("rejects", rejects), ("documents", docs)):
+        published = writer.publish(plan.out) if writer is not None else []
+        if published:
+            n[kind] = len(published)
     eio.remove(staging)
     return n

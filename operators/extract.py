@@ -511,15 +511,10 @@ class Extract(Operator):
         keep[too_large] = False
         reasons[too_large] = TOO_LARGE
 
-        if not len(todo):  # text as it came (WET, JSONL): no round trip through Python strings
-            out = set_column(batch, TEXT, text_col.cast(pa.string()))
-            out = set_column(out, "extract_html_bytes", nbytes.cast(pa.int64()))
-            if p.title:
-                out = set_column(out, "extract_title", pa.nulls(n, pa.string()))
-            return Result(out, keep, reasons)
-        texts: list[str | None] = text_col.to_pylist()
+        text_out = text_col.cast(pa.string())  # rows without HTML (WET, JSONL): their text as it came
         titles: list[str | None] = [None] * n
         if len(todo):
+            texts: list[str | None] = text_col.to_pylist()
             in_process = self._use_signal()
             htmls = html_col.take(pa.array(todo))
             # to the child, the UTF-8 bytes as Arrow holds them: no decoding here, nor encoding to pickle
@@ -537,8 +532,9 @@ class Extract(Operator):
                 if status != OK:
                     keep[i] = False
                     reasons[i] = status
+            text_out = pa.array(texts, type=pa.string())
 
-        out = set_column(batch, TEXT, pa.array(texts, type=pa.string()))
+        out = set_column(batch, TEXT, text_out)
         out = set_column(out, "extract_html_bytes", nbytes.cast(pa.int64()))
         if p.title:
             out = set_column(out, "extract_title", pa.array(titles, type=pa.string()))
