@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.corpora.cache import cache_dir, cached
+from benchmarks.corpora.cache import bytecode_env, cached
 from benchmarks.corpora.documents import edit_words
 
 DESCRIPTION = "decant dedup end to end vs a datasketch MinHashLSH script on one 40k-doc JSONL file; P/R vs brute force"
@@ -101,15 +101,9 @@ def corpus(docs: int = 40_000, seed: int = 12) -> Path:
 
 
 def _child_env() -> dict[str, str]:
-    """The environment both sides run in: Python's bytecode cache on, kept under the bench cache
-    (PYTHONPYCACHEPREFIX; Python then reads every module's bytecode from there), filled by an
-    untimed run of both sides on a few documents (`_warm_up`), so that neither side compiles what
-    it imports, as with installed packages. Run with PYTHONDONTWRITEBYTECODE (this repository's
-    editable install has no .pyc files), every decant process, each worker too, compiled decant's
-    sources: ~0.1-0.3 s of a run."""
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPYCACHEPREFIX": str(cache_dir() / "pycache")}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
+    """The environment both sides run in: `bytecode_env` (its cache filled by an untimed run of
+    both sides on a few documents, `_warm_up`), with a fixed hash seed."""
+    return bytecode_env(PYTHONHASHSEED="0")
 
 
 def _warm_up(tmp: Path, lines: list[str], decant: str) -> None:

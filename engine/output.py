@@ -67,7 +67,9 @@ class RollingFile:
         self.files.append((staged, f"{self.folder}/{self.prefix}-{suffix}"))
         self.size = 0
 
-    def write(self, batch: pa.RecordBatch) -> None:
+    def write(self, batch: pa.RecordBatch, nbytes: int | None = None) -> None:
+        """`nbytes`: the batch's size if the caller knows it (`RecordBatch.nbytes` of a slice walks
+        every column's buffers: ~0.25 ms on a batch of ~50 columns)."""
         if batch.num_rows == 0:
             return
         if self.schema is not None and batch.schema != self.schema:
@@ -79,7 +81,7 @@ class RollingFile:
                 raise SchemaChanged from None
         self.schema = batch.schema
         self.held.append(batch)
-        self.held_bytes += batch.nbytes
+        self.held_bytes += batch.nbytes if nbytes is None else nbytes
         if (self.held_bytes >= min(ROW_GROUP_BYTES, self.max_bytes - self.size)
                 or not self.format.holds_batches):
             self.flush()
@@ -117,17 +119,18 @@ class FolderWriter:
         self.files: dict[str, RollingFile] = {}
         self.rows = 0
 
-    def write_to(self, rel: str, batch: pa.RecordBatch) -> None:
+    def write_to(self, rel: str, batch: pa.RecordBatch, nbytes: int | None = None) -> None:
+        """`nbytes`: as in `RollingFile.write`."""
         f = self.files.get(rel)
         if f is None:
             key = f"{rel.split('/', 1)[0]}-{len(self.files):05d}"
             f = self.files[rel] = RollingFile(self.staging, key, rel, self.prefix, self.fmt, self.max_bytes)
         try:
-            f.write(batch)
+            f.write(batch, nbytes)
         except SchemaChanged:
             f.close()
             f.part += 1
-            f.write(batch)
+            f.write(batch, nbytes)
         self.rows += batch.num_rows
         if sum(x.held_bytes for x in self.files.values()) > HELD_BYTES:
             for x in sorted(self.files.values(), key=lambda x: -x.held_bytes)[:max(1, len(self.files) // 4)]:
@@ -168,9 +171,19 @@ class DocumentWriter(FolderWriter):
             return
         combo, values = self._combinations(batch)
         folders = [partition_path(self.partition_by, v) for v in values]  # one name per combination
+        if len(values) == 1:
+            self.write_to(f"documents/{folders[0]}", batch)
+            return
+        # one take groups the rows by combination (in their order within each), then a slice per
+        # combination: a filter per combination went over the whole batch each time
+        order = np.argsort(combo, kind="stable")
+        grouped = batch.take(pa.array(order))
+        counts = np.bincount(combo, minlength=len(values))
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        row_bytes = grouped.nbytes / max(1, grouped.num_rows)
         for i in sorted(range(len(values)), key=folders.__getitem__):
-            sub = batch.filter(pa.array(combo == i)) if len(values) > 1 else batch
-            self.write_to(f"documents/{folders[i]}", sub)
+            self.write_to(f"documents/{folders[i]}", grouped.slice(int(starts[i]), int(counts[i])),
+                          nbytes=int(row_bytes * counts[i]))
 
     def _combinations(self, batch: pa.RecordBatch) -> tuple[np.ndarray, list[tuple]]:
         """Each row's combination of partition values (an index), and the combinations, from

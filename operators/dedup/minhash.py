@@ -232,7 +232,7 @@ def _bmp_normal() -> np.ndarray:
     lowercase of the BMP, it maps character by character)."""
     cps = np.arange(0x80, 0x10000)
     cps = cps[((cps < 0xD800) | (cps >= 0xE000)) & (cps != 0x3A3) & (cps != 0x130)]
-    chars = "".join(map(chr, cps.tolist()))
+    chars = _as_str(cps)
     low = chars.lower()
     if len(low) == len(chars):
         lo = np.frombuffer(low.encode("utf-32-le"), dtype=np.uint32)
@@ -240,8 +240,7 @@ def _bmp_normal() -> np.ndarray:
         lo = np.array([ord(x) if len(x) == 1 else 0 for x in (chr(c).lower() for c in cps.tolist())], np.uint32)
     same_length = (lo >= 0x80) & ((lo >= 0x800) == (cps >= 0x800))
     # \w of each lowercase, by one regex pass over them all (each a single code point here)
-    joined = "".join(chr(c) for c in np.where(same_length, lo, 0x61).tolist())
-    word = np.frombuffer(_NON_WORD_CHAR.sub("\x00", joined).encode("utf-32-le"), dtype=np.uint32) != 0
+    word = _word_char(_as_str(np.where(same_length, lo, 0x61)))
     t = np.zeros(0x10000, dtype=np.uint32)
     t[cps[same_length]] = np.where(word, lo, 32)[same_length]
     t.flags.writeable = False
@@ -251,13 +250,23 @@ def _bmp_normal() -> np.ndarray:
 _NON_WORD_CHAR = re.compile(r"\W")
 
 
+def _as_str(cps: np.ndarray) -> str:
+    """The code points as one string (lone surrogates allowed), without a Python call each."""
+    return cps.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def _word_char(chars: str) -> np.ndarray:
+    """Whether each character of `chars` is a regex word character (\\w), by one regex pass (NUL
+    is not one)."""
+    return np.frombuffer(_NON_WORD_CHAR.sub("\x00", chars).encode("utf-32-le", "surrogatepass"),
+                         dtype=np.uint32) != 0
+
+
 @lru_cache(maxsize=1)
 def _bmp_word_chars() -> np.ndarray:
-    """Whether each Basic Multilingual Plane code point is a regex word character (\\w)."""
-    return np.frombuffer(bytes(_WORD_CHAR.match(chr(c)) is not None for c in range(0x10000)), dtype=bool)
-
-
-_WORD_CHAR = re.compile(r"\w")
+    """Whether each Basic Multilingual Plane code point is a regex word character (\\w). Built
+    in a few ms: every worker builds it at its first document."""
+    return _word_char(_as_str(np.arange(0x10000)))
 
 
 def _normalize_non_ascii(text: str) -> bytes:
@@ -270,7 +279,7 @@ def _normalize_non_ascii(text: str) -> bytes:
     word[bmp] = _bmp_word_chars()[cp[bmp]]
     astral = np.flatnonzero(~bmp)
     if len(astral):
-        word[astral] = [_WORD_CHAR.match(chr(c)) is not None for c in cp[astral].tolist()]
+        word[astral] = _word_char(_as_str(cp[astral]))
     cp[~word & (cp >= 128)] = 32
     return cp.tobytes().decode("utf-32-le", "surrogatepass").encode("utf-8", "surrogatepass")
 

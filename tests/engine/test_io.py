@@ -1,6 +1,8 @@
 """Output on an fsspec memory:// filesystem, from the driver and from worker processes."""
 from __future__ import annotations
 
+import pytest
+
 from engine import io as eio
 from jobs.runjob import run_job
 from operators.writers import read_documents
@@ -21,3 +23,13 @@ def test_memory_filesystem_output_with_worker_processes(shards):
     stats = run_job(drop_sevens_job(), inputs=shards[:2], out="memory://decant-test-pool/out", workers=2)
     assert stats["total"]["documents_read"] == 80 and stats["total"]["documents_kept"] == 72
     assert read_documents("memory://decant-test-pool/out").num_rows == 72
+
+
+@pytest.mark.parametrize("path", ["/tmp/x/y.parquet", "rel/a/", "~/x", "/tmp//x/./y/", "/", ".", "a b/c"])
+def test_a_local_path_is_what_fsspec_makes_of_it(path):
+    """Local paths skip fsspec's URL parsing (hundreds of files a unit): same filesystem kind, same path."""
+    import fsspec
+
+    fs, _, paths = fsspec.get_fs_token_paths(path)
+    mine, p = eio.fs_and_path(path)
+    assert p == paths[0] and mine.protocol == fs.protocol and eio.is_local(mine)

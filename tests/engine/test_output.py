@@ -38,3 +38,30 @@ def test_held_batches_are_bounded_per_shard(tmp_path, monkeypatch):
     groups = sum(pq.ParquetFile(f).metadata.num_row_groups for f in files)
     assert 4 < groups < 160  # flushed in several row groups, far fewer than one per piece
     assert sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 640
+
+
+def test_each_partition_keeps_its_rows_in_input_order(tmp_path):
+    """The rows of a batch are grouped by partition in one take: within a partition they stay in
+    the order they came, batch after batch."""
+    w = DocumentWriter(str(tmp_path), 0, "parquet", 1 << 30, ["language"])
+    langs = ["de", "en", "fr", "en", "de", "de", "fr", "en", "es"]
+    for k in range(3):
+        w.write(_batch(langs, k * len(langs)))
+    files = w.publish(str(tmp_path))
+    got = {pq.read_table(f).column("language")[0].as_py(): pq.read_table(f).column("id").to_pylist() for f in files}
+    want: dict[str, list[str]] = {}
+    for k in range(3):
+        for i, lang in enumerate(langs):
+            want.setdefault(lang, []).append(str(k * len(langs) + i))
+    assert got == want
+
+
+def test_document_files_keep_no_statistics_of_the_text(tmp_path):
+    """Min/max of the text column are no use to a reader and were half of a small file: not
+    written; the other columns keep theirs (a reader may filter on them)."""
+    w = DocumentWriter(str(tmp_path), 0, "parquet", 1 << 30, ["language"])
+    w.write(_batch(["en", "fr"] * 3, 0))
+    for f in w.publish(str(tmp_path)):
+        rg = pq.ParquetFile(f).metadata.row_group(0)
+        stats = {rg.column(i).path_in_schema: rg.column(i).is_stats_set for i in range(rg.num_columns)}
+        assert stats == {"id": True, "text": False, "language": True}
