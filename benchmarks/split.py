@@ -32,7 +32,7 @@ from operators.paths import REPO_ROOT
 DESCRIPTION = "one 40k-doc JSONL file: 2 workers vs 1 with the file split into ranges (and without)"
 QUICK = False
 #: Runs of the whole file on 1 worker and of the split file on 2 (the speedup's two), median taken.
-REPEATS = 3
+REPEATS = 5
 
 _CHILD = r"""
 import json, sys, time, resource
