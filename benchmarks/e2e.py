@@ -21,6 +21,8 @@ document, and `wet_docs_per_s_per_core_marginal_cpu` is the rate a long job tend
 
 Floor. `wet_library_floor_*` is the CPU of the model libraries' own calls on the same documents
 (benchmarks/_library_floor.py): the rate no work around them can pass at identical output.
+`wet_job_cpu_over_library_floor` is the whole job's CPU per document over that floor's, both from this
+run: a machine that runs slower or faster for a while moves both.
 """
 from __future__ import annotations
 
@@ -201,6 +203,11 @@ def run(quick: bool = True) -> dict[str, Any]:
     figures["wet_library_floor_docs_per_s_per_core"] = floor["docs_per_s_per_core"]
     if wet_fig["fixed_cpu_s"] is not None and wet_fig["cpu_s"]:
         figures["wet_fixed_share_of_cpu"] = round(wet_fig["fixed_cpu_s"] / wet_fig["cpu_s"], 3)
+    # the whole job's CPU per document over the library calls' own, both in this run: what the job
+    # costs beyond its libraries, as a ratio that does not move with the machine's speed
+    job_docs = per_corpus["wet"].get("documents") or size["wet_docs"]
+    if wet_fig["cpu_s"] and floor.get("cpu_ms_per_doc"):
+        figures["wet_job_cpu_over_library_floor"] = round(1000 * wet_fig["cpu_s"] / job_docs / floor["cpu_ms_per_doc"], 2)
     figures["ccnet_pages_per_s_per_core"] = round(mid, 1)
     figures["ccnet_pages_per_s_per_core_range"] = f"{lo:.1f}-{hi:.1f}"
     figures["ccnet_core_hours_3B_pages"] = f"{CCNET_CORE_HOURS[0]:,}-{CCNET_CORE_HOURS[1]:,}"
@@ -235,7 +242,10 @@ def run(quick: bool = True) -> dict[str, Any]:
         f"{floor['langid_fasttext_cpu_s']} CPU s, the classifier's predict {floor['classifier_fasttext_cpu_s']}, "
         f"SentencePiece {floor['perplexity_sentencepiece_cpu_s']} and KenLM {floor['perplexity_kenlm_cpu_s']} "
         f"(one batch per language): {floor['cpu_ms_per_doc']} CPU ms per document, so at most "
-        f"{floor['docs_per_s_per_core']} docs/s per core at identical output whatever the rest costs.",
+        f"{floor['docs_per_s_per_core']} docs/s per core at identical output whatever the rest costs; "
+        f"the whole job takes {figures.get('wet_job_cpu_over_library_floor')}x that CPU per document "
+        "(wet_job_cpu_over_library_floor: both measured in this run, so the ratio does not move with the "
+        "machine's speed as the rates do).",
         f"corpus build/cache lookup took {build_s:.1f}s (not counted).",
     ]
     return {
