@@ -11,9 +11,9 @@ import os
 import uuid
 
 import fsspec
-from fsspec.implementations.local import LocalFileSystem
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from engine.errors import StorageError
 

@@ -14,20 +14,23 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from engine.documents import TEXT
 from engine.output_tree import iter_documents, iter_rejects, read_documents, read_rejects, sort_by_id
 from engine.registry import register
 from engine.writer import Writer
+from operators.columns import HTML
 
 __all__ = ["JsonlWriter", "ParquetWriter", "iter_documents", "iter_rejects", "read_documents", "read_rejects",
            "sort_by_id"]
 
 
-#: Arrow type ids of strings and bytes.
-_BYTES_TYPE_IDS = frozenset(t.id for t in (pa.string(), pa.large_string(), pa.binary(), pa.large_binary(),
-                                            pa.string_view(), pa.binary_view()))
+#: Arrow type ids of strings and bytes (the view types where this pyarrow has them).
+_BYTES_TYPE_IDS = frozenset(make().id for make in (
+    pa.string, pa.large_string, pa.binary, pa.large_binary,
+    *(getattr(pa, n) for n in ("string_view", "binary_view") if hasattr(pa, n))))
 #: Payload columns: long values whose min/max statistics no reader filters on (in a file of a few
 #: documents they were half its bytes).
-PAYLOAD_COLUMNS = frozenset({"text", "html"})
+PAYLOAD_COLUMNS = frozenset({TEXT, HTML})
 
 
 def column_codecs(schema: pa.Schema) -> dict[str, str]:
