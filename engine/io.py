@@ -21,7 +21,7 @@ from engine.errors import StorageError
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
 
 
-_LOCAL_FS: LocalFileSystem | None = None
+_LOCAL_FS = LocalFileSystem()
 
 
 def fs_and_path(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -30,10 +30,7 @@ def fs_and_path(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
     and apply tables on s3). A plain local path skips fsspec's URL parsing (a unit opens and
     renames hundreds of files; the parsing was ~2% of a WET job's CPU) and gets the path fsspec
     would give."""
-    global _LOCAL_FS
     if "://" not in path and "::" not in path and not path.startswith(("file:", "local:")):
-        if _LOCAL_FS is None:
-            _LOCAL_FS = LocalFileSystem()
         return _LOCAL_FS, LocalFileSystem._strip_protocol(path)
     fs, _, paths = fsspec.get_fs_token_paths(path, storage_options={"use_listings_cache": False})
     return fs, paths[0]

@@ -48,7 +48,8 @@ def test_each_partition_keeps_its_rows_in_input_order(tmp_path):
     for k in range(3):
         w.write(_batch(langs, k * len(langs)))
     files = w.publish(str(tmp_path))
-    got = {pq.read_table(f).column("language")[0].as_py(): pq.read_table(f).column("id").to_pylist() for f in files}
+    tables = [pq.read_table(f) for f in files]
+    got = {t.column("language")[0].as_py(): t.column("id").to_pylist() for t in tables}
     want: dict[str, list[str]] = {}
     for k in range(3):
         for i, lang in enumerate(langs):
