@@ -9,7 +9,7 @@ import pytest
 
 from engine.documents import KEY, make_batch
 from engine.registry import get_operator
-from operators.dedup.line_dedup import LineDedup
+from operators.dedup.line_dedup import WHITESPACE, LineDedup, _drop_lines
 from operators.text_norm import normalize_line
 from support import ccnet_reference, run_global_operator, serial_map
 
@@ -130,6 +130,40 @@ def test_min_line_chars(tmp_path):
     shards = [["ok\nlong enough line"], ["ok\nlong enough line\nnew"]]
     res, _ = run(shards, tmp_path, min_line_chars=5)
     assert res[1].batch.column("text").to_pylist() == ["ok\nnew"]
+
+
+def test_whitespace_is_pythons():
+    assert WHITESPACE == "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+
+
+def test_drop_lines_equals_per_document_definition():
+    """The batch rewrite against `"\\n".join(lines not dropped)` and `not text.strip()` per document."""
+    rng = np.random.default_rng(7)
+    alphabet = ["a", "b", " ", "\n", "\n\n", "\u3000", "\x1f", "\u200b", "é", "\r"]
+    docs, lines, lo, hi = [], [], [], []
+    for _ in range(2000):
+        t = "".join(rng.choice(alphabet, rng.integers(1, 30)))
+        drop = sorted(set(rng.integers(0, t.count("\n") + 3, rng.integers(1, 6)).tolist()))  # some past the end
+        docs.append(t)
+        lo.append(len(lines))
+        lines += drop
+        hi.append(len(lines))
+    text = pa.array(["padding", *docs]).slice(1)
+    out, kept = _drop_lines(text, np.array(lo), np.array(hi), np.array(lines, np.uint32))
+    want = []
+    for t, a, b in zip(docs, lo, hi):
+        drop = set(lines[a:b])
+        want.append([ln for i, ln in enumerate(t.split("\n")) if i not in drop])
+    assert out.to_pylist() == ["\n".join(w) for w in want]
+    assert kept.tolist() == [len(w) for w in want]
+
+
+def test_document_left_with_unicode_whitespace_is_dropped(tmp_path):
+    res, _ = run([["a long shared line\nanother shared one"], ["a long shared line\n\u3000\u2003"],
+                  ["a long shared line\n\u200b"]], tmp_path)
+    assert res[1].keep.tolist() == [False]             # U+3000 and U+2003 are whitespace to str.strip
+    assert res[2].keep.tolist() == [True]              # U+200B is not
+    assert res[2].batch.column("text").to_pylist() == ["\u200b"]
 
 
 def wiki_docs(shared_data, n: int) -> list[str]:
