@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from engine.errors import StorageError
+from engine.guarded_file import GuardedFile
 
 #: Object stores (no real directories; one PUT or server-side copy replaces an object whole).
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
@@ -60,45 +61,6 @@ def unstrip(fs: fsspec.AbstractFileSystem, path: str) -> str:
 _PERMANENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
-class GuardedFile:
-    """An input file whose failed reads raise `StorageError` (with the original as its cause), so
-    that a reader's own handling of damaged data never mistakes a dropped connection for it."""
-
-    def __init__(self, f, path: str) -> None:
-        self._f = f
-        self._path = path
-
-    def _guard(self, fn, *a):
-        try:
-            return fn(*a)
-        except StorageError:
-            raise
-        except Exception as e:
-            raise StorageError(f"{self._path}: {type(e).__name__}: {e}") from e
-
-    def read(self, *a):
-        return self._guard(self._f.read, *a)
-
-    def readinto(self, *a):
-        return self._guard(self._f.readinto, *a)
-
-    def readline(self, *a):
-        return self._guard(self._f.readline, *a)
-
-    def __iter__(self):
-        return iter(self.readline, b"")
-
-    def __getattr__(self, name):
-        return getattr(self._f, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._f.close()
-        return False
-
-
 def open_input(path: str, mode: str = "rb"):
     """Open an input for reading; failures of the storage (not of the data) are recorded."""
     fs, p = fs_and_path(path)
@@ -139,6 +101,18 @@ def open_output(path: str):
 def exists(path: str) -> bool:
     fs, p = fs_and_path(path)
     return fs.exists(p)
+
+
+def version(path: str) -> tuple | None:
+    """What changes when the file at `path` is rewritten (size with mtime and inode, or the object's
+    ETag), in one stat or HEAD; None when there is no such file."""
+    fs, p = fs_and_path(path)
+    try:
+        info = fs.info(p)
+    except FileNotFoundError:
+        return None
+    tag = next((info[k] for k in ("ETag", "etag", "mtime", "LastModified", "created") if info.get(k)), None)
+    return None if info.get("type") == "directory" else (info.get("size"), str(tag), info.get("ino"))
 
 
 def _tmp_name(path: str) -> str:

@@ -138,9 +138,7 @@ def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> Unit
     mappers = {op.name: MapWriter(f"{staging}/map-{op.name}", op.num_partitions()) for op in stage.map_ops}
     carry = FolderWriter(staging, name, carry_format(staging), out.max_file_bytes) if stage.map_ops else None
     carry_drops = graph.carry_drops(stage_index)
-    # decisions stay per input file (keys >> 32): every range of a file reads its file's table
-    apply_tables = {op.name: _apply_table(layout.global_dir(stage_index - 1, op.name), work.file)
-                    for op in stage.apply_ops}
+    apply_tables = _apply_tables(layout, stage, stage_index, work.file)
 
     if stage_index == 0:
         content = _reader_content(plan)
@@ -171,13 +169,35 @@ def _run_once(plan: JobPlan, graph: Graph, stage_index: int, shard: int) -> Unit
     return stats
 
 
+#: The apply tables this process read last, by path: (version, table). Every range of a file
+#: reads its file's table, so a worker that runs several ranges of one file reads it once; a
+#: table rewritten since (a new version) is read again. Only the current unit's stay.
+_APPLY_CACHE: dict[str, tuple[tuple, pa.Table]] = {}
+
+
 def _apply_table(gdir, shard: int) -> pa.Table | None:
     """A shard's decisions from a barrier: its own table, else the one for every shard, else None
     (the reduce had nothing for this shard)."""
     for path in (gdir.apply_file(shard), gdir.apply_all_file):
-        if eio.exists(path):
-            return eio.read_parquet(path)
+        version = eio.version(path)
+        if version is None:
+            continue
+        hit = _APPLY_CACHE.get(path)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        table = eio.read_parquet(path)
+        _APPLY_CACHE[path] = (version, table)
+        return table
     return None
+
+
+def _apply_tables(layout, stage: Stage, stage_index: int, file: int) -> dict[str, pa.Table | None]:
+    """The stage's apply operators' tables for one input file (decisions stay per file: keys >> 32)."""
+    tables = {op.name: _apply_table(layout.global_dir(stage_index - 1, op.name), file) for op in stage.apply_ops}
+    keep = {id(t) for t in tables.values()}
+    for path in [p for p, (_, t) in _APPLY_CACHE.items() if id(t) not in keep]:
+        del _APPLY_CACHE[path]
+    return tables
 
 
 def _commit(plan: JobPlan, stage_index: int, shard: int, staging: str, rejects: RejectWriter,

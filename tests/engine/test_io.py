@@ -33,3 +33,37 @@ def test_a_local_path_is_what_fsspec_makes_of_it(path):
     fs, _, paths = fsspec.get_fs_token_paths(path)
     mine, p = eio.fs_and_path(path)
     assert p == paths[0] and mine.protocol == fs.protocol and eio.is_local(mine)
+
+
+def test_version_changes_when_a_file_is_rewritten(tmp_path):
+    path = str(tmp_path / "t.bin")
+    assert eio.version(path) is None
+    assert eio.version(str(tmp_path)) is None          # a folder is not a file
+    eio.write_bytes_atomic(b"abcd", path)
+    first = eio.version(path)
+    assert first is not None and eio.version(path) == first
+    eio.write_bytes_atomic(b"wxyz", path)             # same size, a new file in its place
+    assert eio.version(path) != first
+
+
+def test_a_units_apply_table_is_read_once_per_process_and_again_when_rewritten(tmp_path):
+    import pyarrow as pa
+
+    from engine import shard_task
+
+    class Dir:  # the two paths a global operator's folder names
+        def apply_file(self, shard):
+            return str(tmp_path / f"apply-{shard:06d}.parquet")
+
+        apply_all_file = str(tmp_path / "apply-all.parquet")
+
+    gdir = Dir()
+    assert shard_task._apply_table(gdir, 0) is None
+    eio.write_parquet_atomic(pa.table({"key": [1, 2]}), gdir.apply_all_file)
+    every = shard_task._apply_table(gdir, 0)
+    assert every.column("key").to_pylist() == [1, 2]
+    assert shard_task._apply_table(gdir, 0) is every  # not read again
+    eio.write_parquet_atomic(pa.table({"key": [3]}), gdir.apply_file(0))
+    assert shard_task._apply_table(gdir, 0).column("key").to_pylist() == [3]  # its own table first
+    eio.write_parquet_atomic(pa.table({"key": [4]}), gdir.apply_file(0))
+    assert shard_task._apply_table(gdir, 0).column("key").to_pylist() == [4]

@@ -70,6 +70,17 @@ def test_a_listing_does_not_hide_what_another_process_wrote(s3_server):
     assert eio.Manifest(base).units() == ["stage-0/a", "stage-0/b"]
 
 
+def test_an_objects_version_changes_when_it_is_rewritten(s3_server):
+    # a worker keeps the apply table it read while the object's version (its ETag) stays the same
+    path = s3_server.url("version/apply.parquet")
+    assert eio.version(path) is None
+    eio.write_bytes_atomic(b"abcd", path)
+    first = eio.version(path)
+    assert first is not None and eio.version(path) == first
+    eio.write_bytes_atomic(b"wxyz", path)
+    assert eio.version(path) != first
+
+
 def test_a_job_from_s3_to_s3_writes_what_it_writes_on_local_files(s3_run, s3_server, repo, tmp_path):
     stats, _ = s3_run
     local = run_job(JOB, inputs=[str(repo / "samples" / n) for n in SHARDS], out=str(tmp_path / "local"), workers=1)
