@@ -68,6 +68,48 @@ print("RESULT " + json.dumps({"wall": wall, "cpu": cpu, "units": units, "read": 
 """
 
 
+#: The machine's own ceiling for two processes, measured between the job's runs: fastText lid.176
+#: (the job's largest share) on the file's first documents, all in one process, then half each in
+#: two processes at once (forked after the model is loaded, as the job's workers are).
+_CEILING = r"""
+import json, os, sys, time
+import fasttext
+from operators.langid import default_model_path
+path, n = sys.argv[1], int(sys.argv[2])
+with open(path, encoding="utf-8") as f:
+    texts = [json.loads(next(f))["text"].replace("\n", " ") for _ in range(n)]
+model = fasttext.load_model(default_model_path())
+def work(part):
+    for i in range(0, len(part), 1000):
+        model.predict(part[i:i + 1000], k=1)
+def timed(parts):
+    t0 = time.perf_counter()
+    pids = []
+    for part in parts:
+        pid = os.fork()
+        if pid == 0:
+            work(part)
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    return time.perf_counter() - t0
+alone = timed([texts])
+pair = timed([texts[: n // 2], texts[n // 2:]])
+print("RESULT " + json.dumps({"alone": alone, "pair": pair}))
+"""
+CEILING_DOCS = 10000
+
+
+def _ceiling(src: str) -> dict[str, float]:
+    proc = subprocess.run([sys.executable, "-c", _CEILING, src, str(CEILING_DOCS)], capture_output=True, text=True,
+                          cwd=str(REPO_ROOT), env=bytecode_env(), timeout=600, check=False)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"the two-process ceiling probe failed:\n{proc.stderr[-3000:]}")
+    return json.loads(line[7:])
+
+
 def _run(job: dict, inputs: list[str], out: str, workers: int, split_bytes: int) -> dict[str, Any]:
     cfg = {"job": job, "inputs": inputs, "out": out, "workers": workers, "split_bytes": split_bytes}
     t0 = time.perf_counter()
@@ -125,9 +167,13 @@ def run(quick: bool = True) -> dict[str, Any]:
         figure_pair = [0, 3]  # whole file on 1 worker, split on 2
         order = figure_pair * (REPEATS - 1) + list(range(len(configs)))
         runs: dict[int, list[dict[str, Any]]] = {}
+        ceilings = []
         for k, i in enumerate(order):
             label, workers, split = configs[i]
             runs.setdefault(i, []).append(_run(job, [src], str(tmp / f"out-{k}"), workers, split))
+            if i == 3:  # after each pair of the figure's runs, the machine's own ceiling
+                ceilings.append(_ceiling(src))
+        ceiling = sorted(c["alone"] / c["pair"] for c in ceilings)[len(ceilings) // 2]
         for i, (label, workers, split) in enumerate(configs):
             r = sorted(runs[i], key=lambda x: x["wall"])[len(runs[i]) // 2]
             r["runs_wall"] = [round(x["wall"], 2) for x in runs[i]]
@@ -141,6 +187,8 @@ def run(quick: bool = True) -> dict[str, Any]:
         one, two = results["whole file, 1 worker"], results["split, 2 workers"]
         figs = {
             "split_2w_over_1w_speedup": round(one["wall"] / two["wall"], 3),
+            "machine_two_process_ceiling": round(ceiling, 3),
+            "runs_machine_ceiling": [round(c["alone"] / c["pair"], 3) for c in ceilings],
             "split_2w_over_1w_unit_cpu_speedup": round(
                 busiest_worker_cpu(one["unit_cpu"]) / busiest_worker_cpu(two["unit_cpu"]), 3),
             "whole_file_2w_over_1w_unit_cpu_speedup": round(
@@ -164,6 +212,11 @@ def run(quick: bool = True) -> dict[str, Any]:
              "2 workers, each a fresh process and output (planning, the split scan, pool start-up and "
              f"the line-dedup reduce included), the median of {REPEATS} runs of each, alternating; the "
              "split 1-worker row is the cost of the split itself."),
+            (f"machine ceiling: fastText lid.176 (the job's largest share) on the file's first {CEILING_DOCS} "
+             "documents in one process over the same split in two halves run at once in two forked "
+             "processes (wall), measured after each pair of the figure's runs, median: what two processes of "
+             "the same work gain on this machine at that moment (2.0 on two free cores; less when the "
+             "host shares them; a probe this short is noisier than the job's runs)."),
             ("CPU seconds: the job's process and its worker processes (user + system) from the start of "
              "run_job to its end: the split adds "
              "little work, it lets the second core take half of it."),
