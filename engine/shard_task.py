@@ -191,6 +191,11 @@ def _apply_table(gdir, shard: int) -> pa.Table | None:
     return None
 
 
+def forget_apply_tables() -> None:
+    """Drop the kept tables (a driver that ran a stage's units in-process, once the stage is done)."""
+    _APPLY_CACHE.clear()
+
+
 def _apply_tables(layout, stage: Stage, stage_index: int, file: int) -> dict[str, pa.Table | None]:
     """The stage's apply operators' tables for one input file (decisions stay per file: keys >> 32)."""
     tables = {op.name: _apply_table(layout.global_dir(stage_index - 1, op.name), file) for op in stage.apply_ops}

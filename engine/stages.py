@@ -10,6 +10,7 @@ from engine import io as eio
 from engine.graph import Graph
 from engine.plan import JobPlan
 from engine.reduce import run_reduce
+from engine.shard_task import forget_apply_tables
 from engine.stats import UnitStats
 
 #: Runs every pending unit of a stage, calling on_done with each finished unit's stats.
@@ -22,6 +23,7 @@ def run_stages(plan: JobPlan, graph: Graph, run_stage: RunStage, parallel: Paral
                on_done: Callable[[UnitStats], None]) -> None:
     for stage in graph.stages:
         run_stage(plan, stage.index, on_done)
+        forget_apply_tables()  # units that ran in this process kept their file's tables
         missing = pending_shards(plan, stage.index)
         if missing:  # a worker wrote where the driver cannot see (e.g. memory:// is per process)
             raise RuntimeError(f"stage {stage.index}: unit(s) {missing[:5]} ran but left no record in "

@@ -45,25 +45,3 @@ def test_version_changes_when_a_file_is_rewritten(tmp_path):
     eio.write_bytes_atomic(b"wxyz", path)             # same size, a new file in its place
     assert eio.version(path) != first
 
-
-def test_a_units_apply_table_is_read_once_per_process_and_again_when_rewritten(tmp_path):
-    import pyarrow as pa
-
-    from engine import shard_task
-
-    class Dir:  # the two paths a global operator's folder names
-        def apply_file(self, shard):
-            return str(tmp_path / f"apply-{shard:06d}.parquet")
-
-        apply_all_file = str(tmp_path / "apply-all.parquet")
-
-    gdir = Dir()
-    assert shard_task._apply_table(gdir, 0) is None
-    eio.write_parquet_atomic(pa.table({"key": [1, 2]}), gdir.apply_all_file)
-    every = shard_task._apply_table(gdir, 0)
-    assert every.column("key").to_pylist() == [1, 2]
-    assert shard_task._apply_table(gdir, 0) is every  # not read again
-    eio.write_parquet_atomic(pa.table({"key": [3]}), gdir.apply_file(0))
-    assert shard_task._apply_table(gdir, 0).column("key").to_pylist() == [3]  # its own table first
-    eio.write_parquet_atomic(pa.table({"key": [4]}), gdir.apply_file(0))
-    assert shard_task._apply_table(gdir, 0).column("key").to_pylist() == [4]
