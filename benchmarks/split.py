@@ -101,24 +101,24 @@ print("RESULT " + json.dumps({"alone": alone, "pair": pair}))
 CEILING_DOCS = 10000
 
 
-def _ceiling(src: str) -> dict[str, float]:
-    proc = subprocess.run([sys.executable, "-c", _CEILING, src, str(CEILING_DOCS)], capture_output=True, text=True,
-                          cwd=str(REPO_ROOT), env=bytecode_env(), timeout=600, check=False)
+def _child(code: str, args: list[str], what: str) -> dict[str, Any]:
+    """Run `code` in a fresh interpreter (with the bytecode cache); the JSON of its RESULT line."""
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          cwd=str(REPO_ROOT), env=bytecode_env(), timeout=1800, check=False)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"the two-process ceiling probe failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed:\n{proc.stderr[-3000:]}")
     return json.loads(line[7:])
+
+
+def _ceiling(src: str) -> dict[str, float]:
+    return _child(_CEILING, [src, str(CEILING_DOCS)], "the two-process ceiling probe")
 
 
 def _run(job: dict, inputs: list[str], out: str, workers: int, split_bytes: int) -> dict[str, Any]:
     cfg = {"job": job, "inputs": inputs, "out": out, "workers": workers, "split_bytes": split_bytes}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cfg)], capture_output=True, text=True,
-                          cwd=str(REPO_ROOT), env=bytecode_env(), timeout=1800, check=False)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"{workers} worker(s), split_bytes={split_bytes} failed:\n{proc.stderr[-3000:]}")
-    res = json.loads(line[7:])
+    res = _child(_CHILD, [json.dumps(cfg)], f"{workers} worker(s), split_bytes={split_bytes}")
     res["process_wall"] = time.perf_counter() - t0
     return res
 

@@ -50,6 +50,7 @@ from engine.shuffle import PARTITION, read_map_parts, read_scattered, write_scat
 from operators.dedup.components import write_by_shard
 from operators.dedup.index import (KEPT_ID, KEPT_IN, Chain, IndexTable, IndexWriter, align, kept_in_column,
                                    origin_codes, read_parts, write_part)
+from operators.dedup.ranges import concat_ranges
 from operators.text_norm import normalize_lines, normalize_lines_batch
 
 _h64 = xxhash.xxh3_64_intdigest
@@ -205,8 +206,8 @@ class LineDedup(GlobalOperator):
                 keep[touched] = ~np.asarray(pc.match_substring_regex(nt, _BLANK), dtype=bool)
                 at = np.arange(n, dtype=np.int64)
                 at[touched] = n + np.arange(len(touched))
-                merged = pa.concat_arrays([col, nt.cast(col.type)]).take(pa.array(at))
-                batch = set_column(batch, TEXT, merged.cast(pa.string()))
+                merged = pa.concat_arrays([col.cast(pa.string()), nt.cast(pa.string())]).take(pa.array(at))
+                batch = set_column(batch, TEXT, merged)
             # a document's owner reference is on its first row of the table
             ref = pa.array(np.minimum(lo, max(table.num_rows - 1, 0)), mask=hi <= lo)
             details = {KEPT_ID: table.column(KEPT_ID).take(ref), KEPT_IN: table.column(KEPT_IN).take(ref)}
@@ -233,10 +234,8 @@ def _drop_lines(text: pa.Array, lo: np.ndarray, hi: np.ndarray, tl: np.ndarray) 
     offsets = np.asarray(parts.offsets, dtype=np.int64)
     offsets -= offsets[0]
     nlines = np.diff(offsets)
-    counts = hi - lo
-    doc = np.repeat(np.arange(len(lo)), counts)
-    rows = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
-    line = tl[rows].astype(np.int64)
+    doc = np.repeat(np.arange(len(lo)), hi - lo)
+    line = tl[concat_ranges(lo, hi)].astype(np.int64)
     ok = line < nlines[doc]                           # a line the document does not have drops nothing
     drop = np.zeros(offsets[-1], dtype=bool)
     drop[offsets[doc[ok]] + line[ok]] = True

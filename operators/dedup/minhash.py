@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 import xxhash
 
 from engine.hashing import fmix64
+from operators.dedup.ranges import concat_ranges
 
 EMPTY = np.uint32(0xFFFFFFFF)
 _SENTINEL = "\x02"  # survives normalisation as its own word: marks the start of every document
@@ -135,12 +136,6 @@ def _splice_words(orig: bytes, nb: np.ndarray, starts: np.ndarray, lens: np.ndar
     return [nb, fixed], buf, st, ln
 
 
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Every index of the ranges [starts[k], ends[k]), concatenated."""
-    n = ends - starts
-    return np.repeat(starts - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
-
-
 def _map_non_ascii(nb: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray] | np.ndarray | None:
     """The non-ASCII characters of ASCII-normalised UTF-8 bytes normalised by `_bmp_normal`.
 
@@ -188,9 +183,9 @@ def _map_non_ascii(nb: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray] | np.
     slots = (we - ws).tolist()
     pieces = _normalize_words(nb, ws, we)
     if all(len(x) <= n for x, n in zip(pieces, slots)):  # written in place, padded with spaces
-        out[_ranges(ws, we)] = np.frombuffer(b"".join(x.ljust(n) for x, n in zip(pieces, slots)), np.uint8)
+        out[concat_ranges(ws, we)] = np.frombuffer(b"".join(x.ljust(n) for x, n in zip(pieces, slots)), np.uint8)
         return out, np.zeros(0, np.int64), np.zeros(0, np.int64)
-    out[_ranges(ws, we)] = 32  # a word grew (Ⱥ -> ⱥ is 2 bytes -> 3): spliced in after the split
+    out[concat_ranges(ws, we)] = 32  # a word grew (Ⱥ -> ⱥ is 2 bytes -> 3): spliced in after the split
     out[ws] = 3
     return out, ws, we
 

@@ -44,4 +44,3 @@ def test_version_changes_when_a_file_is_rewritten(tmp_path):
     assert first is not None and eio.version(path) == first
     eio.write_bytes_atomic(b"wxyz", path)             # same size, a new file in its place
     assert eio.version(path) != first
-

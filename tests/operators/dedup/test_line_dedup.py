@@ -137,7 +137,7 @@ def test_whitespace_is_pythons():
 
 
 def test_drop_lines_equals_per_document_definition():
-    """The batch rewrite against `"\\n".join(lines not dropped)` and `not text.strip()` per document."""
+    """The batch rewrite against `"\\n".join(lines not dropped)` per document, lines past the end included."""
     rng = np.random.default_rng(7)
     alphabet = ["a", "b", " ", "\n", "\n\n", "\u3000", "\x1f", "\u200b", "é", "\r"]
     docs, lines, lo, hi = [], [], [], []
