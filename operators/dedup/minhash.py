@@ -129,7 +129,7 @@ def _splice_words(orig: bytes, nb: np.ndarray, starts: np.ndarray, lens: np.ndar
     st, ln = starts[src], lens[src]
     buf = np.zeros(len(src), np.int8)
     out_start = np.cumsum(counts) - counts
-    pos = np.repeat(out_start[flagged], nsub) + (np.arange(len(s2)) - np.repeat(np.cumsum(nsub) - nsub, nsub))
+    pos = concat_ranges(out_start[flagged], out_start[flagged] + nsub)
     buf[pos] = 1
     st[pos] = s2
     ln[pos] = l2
